@@ -1,0 +1,3 @@
+"""mr: a distributed MapReduce service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,324 @@
+"""The KV store over a real etcd, through etcd's v3 JSON gateway (HTTP, urllib3).
+
+Why not gRPC: see docs/decisions.rst. Plain HTTP over gevent's sockets never blocks the event
+loop, and this client owns its recovery: requests that could not reach etcd are retried until the
+request deadline, and a watch whose stream breaks (etcd restarted, connection lost, server silent
+for too long) reconnects by itself from the revision after the last one it delivered, so no event
+is lost or repeated.
+
+Gateway encoding: keys and values are base64, 64-bit integers are JSON strings, zero and false
+fields are omitted.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from typing import Any, Sequence
+
+import gevent
+import urllib3
+from urllib3.exceptions import HTTPError, NewConnectionError
+
+from mr.kv.base import (KV, CompactedError, Compare, Delete, DeleteResult, Get, KeyValue, KVError,
+                        LeaseNotFoundError, Operation, Put, PutResult, QueuedWatch, RangeResult,
+                        TxnResult, WatchEvent, prefix_range_end)
+
+log = logging.getLogger(__name__)
+
+#: A watch stream that says nothing for this long is presumed dead and reopened.
+WATCH_IDLE_TIMEOUT_S = 30.0
+_RETRY_INTERVAL_S = 0.1
+_RETRY_INTERVAL_MAX_S = 1.0
+
+_TARGETS = {"value": "VALUE", "version": "VERSION", "create_revision": "CREATE",
+            "mod_revision": "MOD"}
+_RESULTS = {"==": "EQUAL", "!=": "NOT_EQUAL", "<": "LESS", ">": "GREATER"}
+_GRPC_INVALID_ARGUMENT = 3
+_GRPC_NOT_FOUND = 5
+
+
+def _b64(data: str | bytes) -> str:
+    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
+
+
+def _unb64(text: str | None) -> bytes:
+    return base64.b64decode(text) if text else b""
+
+
+def _key_value(raw: dict) -> KeyValue:
+    return KeyValue(key=_unb64(raw.get("key")).decode(), value=_unb64(raw.get("value")),
+                    create_revision=int(raw.get("create_revision", 0)),
+                    mod_revision=int(raw.get("mod_revision", 0)),
+                    version=int(raw.get("version", 0)), lease=int(raw.get("lease", 0)))
+
+
+def _key_range(key: str, prefix: bool) -> dict:
+    request = {"key": _b64(key)}
+    if prefix:
+        request["range_end"] = _b64(prefix_range_end(key))
+    return request
+
+
+def _revision(response: dict) -> int:
+    return int(response.get("header", {}).get("revision", 0))
+
+
+def _range_result(response: dict) -> RangeResult:
+    return RangeResult(kvs=[_key_value(kv) for kv in response.get("kvs", [])],
+                       count=int(response.get("count", 0)), more=bool(response.get("more")),
+                       revision=_revision(response))
+
+
+class _EtcdError(KVError):
+    def __init__(self, status: int, body: dict):
+        super().__init__(f"etcd answered {status}: {body.get('error') or body.get('message')}")
+        self.code = body.get("code")
+        self.text = str(body.get("error") or body.get("message") or "")
+
+
+class _EtcdWatch(QueuedWatch):
+    """A watch over one gateway stream, reopened from the next revision whenever it breaks."""
+
+    def __init__(self, kv: "EtcdKV", key: str, prefix: bool, start_revision: int, prev_kv: bool):
+        self._kv = kv
+        self._request = _key_range(key, prefix)
+        if prev_kv:
+            self._request["prev_kv"] = True
+        # "From now" is pinned to a revision at once, so that a write made after watch()
+        # returns is seen even if the stream connects later.
+        self._next_revision = start_revision or kv.current_revision() + 1
+        super().__init__()
+        # A stream holds its connection for as long as it lives: it gets one of its own.
+        self._connection = urllib3.connection_from_url(kv.base_url, maxsize=1)
+        self._greenlet = gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        interval = _RETRY_INTERVAL_S
+        while not self._cancelled:
+            try:
+                self._stream()
+                interval = _RETRY_INTERVAL_S
+            except CompactedError as error:
+                self.push(error)
+                return
+            except (HTTPError, OSError, ValueError, KVError) as error:
+                if self._cancelled:
+                    return
+                log.info("watch stream broke (%s); reopening from revision %d",
+                         error, self._next_revision)
+            if self._cancelled:
+                return
+            gevent.sleep(interval)
+            interval = min(interval * 2, _RETRY_INTERVAL_MAX_S)
+
+    def _stream(self) -> None:
+        request = dict(self._request, start_revision=str(self._next_revision))
+        response = self._connection.request(
+            "POST", "/v3/watch", body=json.dumps({"create_request": request}),
+            headers={"Content-Type": "application/json"}, preload_content=False,
+            timeout=urllib3.Timeout(connect=self._kv.timeout_s, read=WATCH_IDLE_TIMEOUT_S),
+            retries=False)
+        try:
+            if response.status != 200:
+                raise _EtcdError(response.status, _json_or_text(response.read()))
+            buffer = b""
+            for chunk in response.stream(65536):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        self._handle(json.loads(line))
+            raise ConnectionError("watch stream ended")
+        finally:
+            response.close()  # a half-read stream cannot serve another request
+            response.release_conn()
+
+    def _handle(self, message: dict) -> None:
+        result = message.get("result", message)
+        if "error" in message:
+            raise _EtcdError(200, message["error"])
+        if result.get("compact_revision") and result.get("canceled"):
+            raise CompactedError(int(result["compact_revision"]))
+        for raw in result.get("events", []):
+            kv = _key_value(raw["kv"])
+            prev = _key_value(raw["prev_kv"]) if raw.get("prev_kv") else None
+            self.push(WatchEvent("delete" if raw.get("type") == "DELETE" else "put",
+                                       kv, prev))
+            self._next_revision = kv.mod_revision + 1
+
+    def _stop(self) -> None:
+        self._greenlet.kill(block=False)  # unwinds _stream, which closes the stream
+        self._connection.close()
+
+
+def _json_or_text(data: bytes) -> dict:
+    try:
+        decoded = json.loads(data)
+        return decoded if isinstance(decoded, dict) else {"error": str(decoded)}
+    except ValueError:
+        return {"error": data.decode(errors="replace")[:500]}
+
+
+class EtcdKV(KV):
+    def __init__(self, host: str = "127.0.0.1", port: int = 2379, *, ssl: bool = False,
+                 timeout_s: float = 5.0):
+        self.base_url = f"{'https' if ssl else 'http'}://{host}:{port}"
+        self.timeout_s = timeout_s
+        self.pool = urllib3.PoolManager(maxsize=32, block=False)
+        self._watches: list[_EtcdWatch] = []
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def _call(self, path: str, payload: dict, *, writes: bool) -> dict:
+        """One gateway request within the deadline.
+
+        A request that never reached etcd (connection refused: restarting) is retried until the
+        deadline. A write whose connection broke after it was sent may have been applied, so it
+        is not retried blindly: the caller gets a KVError and decides.
+        """
+        deadline = time.monotonic() + self.timeout_s
+        body = json.dumps(payload)
+        interval = _RETRY_INTERVAL_S
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                response = self.pool.request(
+                    "POST", self.url(path), body=body,
+                    headers={"Content-Type": "application/json"},
+                    timeout=urllib3.Timeout(total=max(remaining, 0.05)), retries=False)
+            except HTTPError as error:
+                sure_not_sent = isinstance(error, NewConnectionError) or isinstance(
+                    getattr(error, "reason", None), NewConnectionError)
+                if (writes and not sure_not_sent) or time.monotonic() + interval >= deadline:
+                    raise KVError(f"etcd at {self.base_url} failed on {path}: {error}"
+                                  + ("; the write may or may not have been applied"
+                                     if writes and not sure_not_sent else "")) from None
+                gevent.sleep(interval)
+                interval = min(interval * 2, _RETRY_INTERVAL_MAX_S)
+                continue
+            decoded = _json_or_text(response.data)
+            if response.status == 200:
+                return decoded
+            raise self._error(path, response.status, decoded)
+
+    @staticmethod
+    def _error(path: str, status: int, body: dict) -> Exception:
+        error = _EtcdError(status, body)
+        if error.code == _GRPC_NOT_FOUND and "lease" in error.text:
+            return LeaseNotFoundError(error.text)
+        if error.code == _GRPC_INVALID_ARGUMENT:
+            return ValueError(f"{path}: {error.text}")
+        return error
+
+    def range(self, key, *, prefix=False, limit=0, count_only=False, keys_only=False):
+        request = _key_range(key, prefix)
+        if limit:
+            request["limit"] = limit
+        if count_only:
+            request["count_only"] = True
+        if keys_only:
+            request["keys_only"] = True
+        return _range_result(self._call("/v3/kv/range", request, writes=False))
+
+    def put(self, key, value, *, lease=0, prev_kv=False):
+        if not isinstance(value, bytes):
+            raise TypeError(f"values are bytes, got {type(value).__name__}")
+        response = self._call("/v3/kv/put", self._put_request(key, value, lease, prev_kv),
+                              writes=True)
+        previous = response.get("prev_kv")
+        return PutResult(_revision(response), _key_value(previous) if previous else None)
+
+    @staticmethod
+    def _put_request(key: str, value: bytes, lease: int, prev_kv: bool = False) -> dict:
+        request: dict[str, Any] = {"key": _b64(key), "value": _b64(value)}
+        if lease:
+            request["lease"] = str(lease)
+        if prev_kv:
+            request["prev_kv"] = True
+        return request
+
+    def delete(self, key, *, prefix=False, prev_kv=False):
+        request = _key_range(key, prefix)
+        if prev_kv:
+            request["prev_kv"] = True
+        response = self._call("/v3/kv/deleterange", request, writes=True)
+        return DeleteResult(int(response.get("deleted", 0)), _revision(response),
+                            [_key_value(kv) for kv in response.get("prev_kvs", [])])
+
+    def txn(self, compare: Sequence[Compare], success: Sequence[Operation] = (),
+            failure: Sequence[Operation] = ()) -> TxnResult:
+        request = {"compare": [self._compare(c) for c in compare],
+                   "success": [self._operation(o) for o in success],
+                   "failure": [self._operation(o) for o in failure]}
+        writes = any(not isinstance(o, Get) for o in (*success, *failure))
+        response = self._call("/v3/kv/txn", request, writes=writes)
+        responses = []
+        for item in response.get("responses", []):
+            if "response_range" in item:
+                responses.append(_range_result(item["response_range"]))
+            elif "response_put" in item:
+                responses.append(PutResult(_revision(item["response_put"])))
+            else:
+                deleted = item.get("response_delete_range", {})
+                responses.append(DeleteResult(int(deleted.get("deleted", 0)), _revision(deleted)))
+        return TxnResult(bool(response.get("succeeded")), _revision(response), responses)
+
+    @staticmethod
+    def _compare(condition: Compare) -> dict:
+        operand = (_b64(condition.operand) if condition.target == "value"
+                   else str(condition.operand))
+        return {"key": _b64(condition.key), "target": _TARGETS[condition.target],
+                "result": _RESULTS[condition.operator], condition.target: operand}
+
+    def _operation(self, operation: Operation) -> dict:
+        if isinstance(operation, Get):
+            return {"request_range": _key_range(operation.key, operation.prefix)}
+        if isinstance(operation, Put):
+            return {"request_put": self._put_request(operation.key, operation.value,
+                                                     operation.lease)}
+        if isinstance(operation, Delete):
+            return {"request_delete_range": _key_range(operation.key, operation.prefix)}
+        raise TypeError(f"not a transaction operation: {operation!r}")
+
+    def watch(self, key, *, prefix=False, start_revision=0, prev_kv=False):
+        watch = _EtcdWatch(self, key, prefix, start_revision, prev_kv)
+        self._watches = [w for w in self._watches if not w.cancelled] + [watch]
+        return watch
+
+    def compact(self, revision: int) -> None:
+        try:
+            self._call("/v3/kv/compaction", {"revision": str(revision)}, writes=True)
+        except _EtcdError as error:
+            if "compacted" not in error.text:  # compacting twice to one revision is no error
+                raise ValueError(f"cannot compact to {revision}: {error.text}") from None
+
+    def grant_lease(self, ttl: int) -> int:
+        if ttl <= 0:
+            raise ValueError("a lease needs a positive ttl")
+        return int(self._call("/v3/lease/grant", {"TTL": ttl}, writes=True)["ID"])
+
+    def refresh_lease(self, lease_id: int) -> int:
+        response = self._call("/v3/lease/keepalive", {"ID": str(lease_id)}, writes=False)
+        ttl = int(response.get("result", response).get("TTL", 0))
+        if ttl <= 0:
+            raise LeaseNotFoundError(f"lease {lease_id:x} not found")
+        return ttl
+
+    def revoke_lease(self, lease_id: int) -> None:
+        try:
+            self._call("/v3/lease/revoke", {"ID": str(lease_id)}, writes=True)
+        except LeaseNotFoundError:
+            pass
+
+    def lease_time_to_live(self, lease_id: int) -> int:
+        response = self._call("/v3/lease/timetolive", {"ID": str(lease_id)}, writes=False)
+        return int(response.get("TTL", -1))
+
+    def close(self) -> None:
+        for watch in self._watches:
+            watch.cancel()
+        self._watches = []
+        self.pool.clear()

@@ -1,0 +1,139 @@
+"""The queue over real nsqd servers, through gnsq (a gevent-native NSQ client).
+
+gnsq calls a message handler inside the connection's read loop, so a slow handler would stall
+heartbeats; every message is therefore taken over asynchronously and handled in a greenlet of a
+pool bounded by max-in-flight. Retry limits and backoff are the engine's business, so gnsq's own
+(give up after 5 tries; pause the whole connection after a requeue) are switched off.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Sequence
+
+import gevent
+import gevent.pool
+import gnsq
+from gnsq.errors import NSQException
+
+from mr.queue.base import Consumer, Message, MessageHandler, Queue, QueueError, run_handler
+
+log = logging.getLogger(__name__)
+
+#: Longest wait between reconnection attempts to an nsqd that went away.
+RECONNECT_MAX_INTERVAL_S = 2.0
+
+
+class _NsqMessage(Message):
+    def __init__(self, message: gnsq.Message):
+        self._message = message
+        self.id = message.id.decode() if isinstance(message.id, bytes) else message.id
+        self.body = message.body
+        self.attempts = message.attempts
+
+    def _send(self, action: str, *args) -> None:
+        try:
+            getattr(self._message, action)(*args)
+        except NSQException as error:
+            # The connection is gone; nsqd delivers the message again after its timeout.
+            log.warning("message %s: %s failed (%s); it will be delivered again",
+                        self.id, action, error)
+
+    def finish(self) -> None:
+        self._send("finish")
+
+    def requeue(self, delay_s: float = 0.0) -> None:
+        self._send("requeue", int(delay_s * 1000), False)
+
+    def touch(self) -> None:
+        self._send("touch")
+
+    @property
+    def has_responded(self) -> bool:
+        return self._message.has_responded()
+
+
+class _NsqConsumer(Consumer):
+    def __init__(self, topic, channel, handler, max_in_flight, nsqd_tcp_addresses,
+                 lookupd_http_addresses):
+        self._handler = handler
+        self._pool = gevent.pool.Pool(max_in_flight)
+        self._consumer = gnsq.Consumer(
+            topic, channel,
+            nsqd_tcp_addresses=list(nsqd_tcp_addresses),
+            lookupd_http_addresses=list(lookupd_http_addresses),
+            max_in_flight=max_in_flight,
+            max_tries=0,
+            max_backoff_duration=RECONNECT_MAX_INTERVAL_S,
+            backoff_on_requeue=False,
+        )
+        self._consumer.on_message.connect(self._take, weak=False)
+        self._consumer.start(block=False)
+
+    def _take(self, consumer, message: gnsq.Message) -> None:
+        message.enable_async()
+        self._pool.spawn(run_handler, self._handler, _NsqMessage(message))
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._consumer.close()
+        self._pool.join(timeout=timeout)
+        self._consumer.join(timeout=timeout)
+
+
+class NsqQueue(Queue):
+    def __init__(self, nsqd_tcp_addresses: Sequence[str],
+                 lookupd_http_addresses: Sequence[str] = (), publish_timeout_s: float = 10.0):
+        if not nsqd_tcp_addresses:
+            raise ValueError("at least one nsqd address is needed")
+        self._nsqd = list(nsqd_tcp_addresses)
+        self._lookupd = list(lookupd_http_addresses)
+        self._publish_timeout_s = publish_timeout_s
+        self._producer: gnsq.Producer | None = None
+        self._consumers: list[_NsqConsumer] = []
+
+    def _started_producer(self) -> gnsq.Producer:
+        if self._producer is None:
+            self._producer = gnsq.Producer(self._nsqd,
+                                           max_backoff_duration=RECONNECT_MAX_INTERVAL_S)
+            self._producer.start()
+        return self._producer
+
+    def _send(self, method: str, topic: str, payload, **options) -> None:
+        """Publish, retrying through reconnections until the publish timeout passes."""
+        producer = self._started_producer()
+        deadline = time.monotonic() + self._publish_timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                getattr(producer, method)(topic, payload, timeout=max(remaining, 0.01), **options)
+                return
+            except NSQException as error:
+                if time.monotonic() >= deadline:
+                    raise QueueError(f"cannot publish to {topic!r} on {self._nsqd}: "
+                                     f"{error!r}") from None
+                gevent.sleep(0.05)
+
+    def publish(self, topic: str, body: bytes, delay_s: float = 0.0) -> None:
+        if not isinstance(body, bytes):
+            raise TypeError(f"message bodies are bytes, got {type(body).__name__}")
+        delay_ms = int(delay_s * 1000)
+        self._send("publish", topic, body, **({"defer": delay_ms} if delay_ms > 0 else {}))
+
+    def multi_publish(self, topic: str, bodies: Sequence[bytes]) -> None:
+        if bodies:
+            self._send("multipublish", topic, list(bodies))
+
+    def consume(self, topic, channel, handler: MessageHandler, *, max_in_flight=1):
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        consumer = _NsqConsumer(topic, channel, handler, max_in_flight, self._nsqd,
+                                self._lookupd)
+        self._consumers.append(consumer)
+        return consumer
+
+    def close(self) -> None:
+        for consumer in self._consumers:
+            consumer.stop(timeout=1)
+        if self._producer is not None:
+            self._producer.close()
+            self._producer.join(timeout=1)

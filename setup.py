@@ -1,0 +1,27 @@
+"""Packaging for mr, a distributed MapReduce service."""
+from setuptools import find_packages, setup
+
+setup(
+    name="mr",
+    version="0.1.0",
+    description="A distributed MapReduce service: handlers as stored code, run on gevent workers over etcd and NSQ",
+    long_description=open("README.rst", encoding="utf-8").read(),
+    long_description_content_type="text/x-rst",
+    python_requires=">=3.11",
+    packages=find_packages(include=["mr", "mr.*"]),
+    install_requires=[
+        "gevent>=24.2",
+        "gnsq>=1.0.2",
+        "msgpack>=1.0",
+        "PyYAML>=6.0",
+        "urllib3>=2.0",
+    ],
+    extras_require={
+        "test": ["pytest>=8"],
+    },
+    entry_points={
+        "console_scripts": [
+            "mr = mr.cli.main:main",
+        ],
+    },
+)
