@@ -171,11 +171,22 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
+def running_from(data_dir: Path) -> dict[Path, dict]:
+    """The live servers recorded by pid files in ``data_dir``; stale pid files are removed."""
+    running = {}
+    for pid_file in sorted(Path(data_dir).glob("*.pid")):
+        record = json.loads(pid_file.read_text())
+        if _is_our_process(record["pid"], record["argv"][0]) and not _is_zombie(record["pid"]):
+            running[pid_file] = record
+        else:
+            pid_file.unlink(missing_ok=True)
+    return running
+
+
 def stop_from_pid_files(data_dir: Path) -> list[str]:
     """Stop every server whose pid file is in ``data_dir``; returns what was stopped."""
     stopped = []
-    for pid_file in sorted(Path(data_dir).glob("*.pid")):
-        record = json.loads(pid_file.read_text())
+    for pid_file, record in running_from(data_dir).items():
         _signal_and_wait(record["pid"], record["argv"][0], signal.SIGTERM, STOP_TIMEOUT_S)
         pid_file.unlink(missing_ok=True)
         stopped.append(f"{pid_file.stem} (pid {record['pid']})")

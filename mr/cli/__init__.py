@@ -1,0 +1,1 @@
+"""The one command line of mr: ``mr <noun> <verb>``; JobX's script names are thin entry points."""

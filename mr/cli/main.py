@@ -1,0 +1,37 @@
+"""``mr``: parses the command line and runs one subcommand.
+
+Each subcommand module has ``register(subparsers)``, which adds its parser and sets ``run`` to a
+function of the parsed arguments returning an exit status. A user error is a one-line message
+and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mr.cli import servers, settings_command
+from mr.cli.errors import UserError
+from mr.settings import SettingsError
+
+COMMANDS = (settings_command, servers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mr", description="mr, a distributed MapReduce service")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    try:
+        return arguments.run(arguments)
+    except (UserError, SettingsError) as error:
+        print(f"mr: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+# Sourced by the other scripts: makes sure .venv exists and holds mr with its test dependencies,
+# reinstalling when setup.py changed since the last install.
+venv_dir="${MR_VENV:-.venv}"
+if [ ! -x "$venv_dir/bin/python" ]; then
+  python3 -m venv "$venv_dir"
+fi
+stamp="$venv_dir/.mr-installed-$(sha1sum setup.py | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  echo "installing mr and its dependencies into $venv_dir" >&2
+  "$venv_dir/bin/python" -m pip install --quiet --upgrade pip
+  "$venv_dir/bin/python" -m pip install --quiet --editable '.[test]'
+  rm -f "$venv_dir"/.mr-installed-*
+  touch "$stamp"
+fi
