@@ -97,7 +97,9 @@ class Settings:
         "committed, so this bounds a worker's concurrent invocations.")
     message_timeout_s: float = _setting(
         60.0, "MR_MESSAGE_TIMEOUT_S", _parse_positive_float,
-        "Time a consumer may hold a message without touching it before it is delivered again.")
+        "Time a consumer may hold a message without touching it before it is delivered again. "
+        "The embedded queue uses it directly; with nsq it is nsqd's ``--msg-timeout``, which "
+        "``mr servers start`` sets from it.")
     workflow_names: tuple = _setting(
         ("test_workflow",), "MR_WORKFLOW_NAMES", _parse_list,
         "Comma-separated workflows this process serves (HTTP and queue).")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mr import devservers
 from mr.cli.errors import UserError
+from mr.settings import Settings
 
 #: The servers' usual ports, so that the printed settings match mr's defaults.
 DEFAULT_PORTS = {"etcd": (2379, 2380), "nsqlookupd": (4160, 4161), "nsqd": (4150, 4151)}
@@ -44,6 +45,7 @@ def run_start(arguments) -> int:
         lookupd = devservers.nsqlookupd(data_dir, *ports("nsqlookupd")).start()
         started.append(lookupd)
         started.append(devservers.nsqd(data_dir, *ports("nsqd"),
+                                       msg_timeout_s=Settings.load().message_timeout_s,
                                        lookupd_tcp_address=lookupd.addresses["tcp"]).start())
     except devservers.ServerError as error:
         for server in started:

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from mr.settings import Settings, SettingsError, settings_table_rst
@@ -59,3 +61,8 @@ def test_documented_table_lists_every_setting():
     table = settings_table_rst()
     for field, spec in Settings.specs():
         assert f"``{spec.env}``" in table and f"``{field.name}``" in table
+
+
+def test_settings_page_holds_the_current_table():
+    page = Path(__file__).resolve().parents[2] / "docs" / "settings.rst"
+    assert settings_table_rst() in page.read_text(), "regenerate with: mr settings --doc"

@@ -1,0 +1,14 @@
+"""The job: the name clients POST to, pointing at the step a request starts with."""
+from __future__ import annotations
+
+from mr.models.base import Field, Reference, WorkflowEntity, name_field
+from mr.models.step import Step
+
+
+class Job(WorkflowEntity):
+    kind = "job"
+    references = (Reference("initial_step_name", Step),)
+
+    name = name_field()
+    description = Field(str)
+    initial_step_name = name_field()

@@ -1,0 +1,33 @@
+"""The request: one POST to a job, the root of a tree of invocations."""
+from __future__ import annotations
+
+from mr.models.base import (Field, WorkflowEntity, created_at_field, id_field, name_field,
+                            new_id, valid_name)
+
+REQUEST_STATES = ("pending", "running", "done", "failed", "cancelled")
+
+
+def _handler_versions(value: dict, what: str) -> dict:
+    """Handler name -> version: the versions the request was accepted with (request pinning)."""
+    for handler, version in value.items():
+        valid_name(handler, f"{what} key")
+        if not isinstance(version, str):
+            raise ValueError(f"field {what!r}: the version of {handler!r} must be str, "
+                             f"got {type(version).__name__}")
+    return value
+
+
+class Request(WorkflowEntity):
+    kind = "request"
+    key_field = "request_id"
+
+    request_id = id_field(default_factory=new_id)
+    job_name = name_field()
+    root_invocation_id = id_field()
+    state = Field(str, default="pending", choices=REQUEST_STATES)
+    blocking = Field(bool)
+    context = Field(dict, default_factory=dict)
+    handler_versions = Field(dict, default_factory=dict, check=_handler_versions)
+    failed_invocation_id = id_field(optional=True)
+    error = Field(dict, optional=True)
+    created_at = created_at_field()

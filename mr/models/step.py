@@ -1,0 +1,29 @@
+"""The step: a mapper, an optional combiner (None: group by key) and a reducer."""
+from __future__ import annotations
+
+from mr.models.base import Field, Reference, WorkflowEntity, name_field
+from mr.models.handler import Handler
+
+#: The handler slots of a step and the handler_type each needs.
+HANDLER_SLOTS = {"map_handler_name": "mapper", "combine_handler_name": "combiner",
+                 "reduce_handler_name": "reducer"}
+
+
+class Step(WorkflowEntity):
+    kind = "step"
+    references = tuple(Reference(slot, Handler, {"handler_type": handler_type})
+                       for slot, handler_type in HANDLER_SLOTS.items())
+
+    name = name_field()
+    description = Field(str)
+    map_handler_name = name_field()
+    combine_handler_name = name_field(optional=True)
+    reduce_handler_name = name_field()
+
+    def check(self) -> None:
+        named = [(slot, getattr(self, slot)) for slot in HANDLER_SLOTS if getattr(self, slot)]
+        for index, (slot, handler) in enumerate(named):
+            for other_slot, other_handler in named[index + 1:]:
+                if handler == other_handler:
+                    raise ValueError(f"{slot} and {other_slot} must name different handlers, "
+                                     f"both are {handler!r}")
