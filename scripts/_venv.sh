@@ -7,8 +7,13 @@ fi
 stamp="$venv_dir/.mr-installed-$(sha1sum setup.py | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   echo "installing mr and its dependencies into $venv_dir" >&2
-  "$venv_dir/bin/python" -m pip install --quiet --upgrade pip
-  "$venv_dir/bin/python" -m pip install --quiet --editable '.[test]'
+  pip_log="$venv_dir/pip-install.log"
+  if ! { "$venv_dir/bin/python" -m pip install --upgrade pip &&
+         "$venv_dir/bin/python" -m pip install --editable '.[test]'; } >"$pip_log" 2>&1; then
+    cat "$pip_log" >&2
+    echo "installing mr into $venv_dir failed (log above, kept in $pip_log)" >&2
+    exit 1
+  fi
   rm -f "$venv_dir"/.mr-installed-*
   touch "$stamp"
 fi
