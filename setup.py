@@ -10,8 +10,11 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["mr", "mr.*"]),
     install_requires=[
+        "Flask>=3.0",
+        "fsspec>=2023.1",
         "gevent>=24.2",
         "gnsq>=1.0.2",
+        "gunicorn[gevent]>=22",
         "msgpack>=1.0",
         "PyYAML>=6.0",
         "urllib3>=2.0",

@@ -37,11 +37,31 @@ def _parse_positive_int(text: str) -> int:
     return value
 
 
+def _parse_non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _parse_non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def _parse_positive_float(text: str) -> float:
     value = float(text)
     if value <= 0:
         raise ValueError(f"expected a positive number, got {text!r}")
     return value
+
+
+def _parse_non_empty(text: str) -> str:
+    if not text.strip():
+        raise ValueError("expected a value, got nothing")
+    return text
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -100,6 +120,13 @@ class Settings:
         "Time a consumer may hold a message without touching it before it is delivered again. "
         "The embedded queue uses it directly; with nsq it is nsqd's ``--msg-timeout``, which "
         "``mr servers start`` sets from it.")
+    data_store_url: str = _setting(
+        "memory", "MR_DATA_STORE_URL", _parse_non_empty,
+        "Where the bulk data of requests lives (arguments, mapper output, combined and reduced "
+        "datasets; never etcd): ``memory`` (embedded, one process), a directory path, or any "
+        "fsspec URL (``file:///srv/mr``, ``s3://bucket/prefix``). In distributed mode every worker "
+        "and the front end must see the same store: a directory shared by all nodes (e.g. NFS) or "
+        "an object store URL.")
     workflow_names: tuple = _setting(
         ("test_workflow",), "MR_WORKFLOW_NAMES", _parse_list,
         "Comma-separated workflows this process serves (HTTP and queue).")
@@ -108,6 +135,42 @@ class Settings:
         "Comma-separated capabilities this worker offers; it consumes only the topics of these.")
     consume: bool = _setting(
         True, "MR_CONSUME", _parse_bool, "Start the queue consumer in this process.")
+    executor_processes: int = _setting(
+        0, "MR_EXECUTOR_PROCESSES", _parse_non_negative_int,
+        "Child processes that run handler code in a worker; 0 means one per core.")
+    invocation_timeout_s: float = _setting(
+        300.0, "MR_INVOCATION_TIMEOUT_S", _parse_positive_float,
+        "A handler running longer than this is killed and its request fails.")
+    invocation_max_attempts: int = _setting(
+        5, "MR_INVOCATION_MAX_ATTEMPTS", _parse_positive_int,
+        "Deliveries of one invocation that failed for a reason outside its handler (a backend "
+        "unreachable) before its request fails. A handler's own error fails it at once.")
+    request_wait_timeout_s: float = _setting(
+        60.0, "MR_REQUEST_WAIT_TIMEOUT_S", _parse_positive_float,
+        "How long a blocking request waits for its result before the answer is 504; the "
+        "request keeps running and can be fetched by its id.")
+    max_request_bytes: int = _setting(
+        128 * 1024 * 1024, "MR_MAX_REQUEST_BYTES", _parse_positive_int,
+        "Largest request body accepted; a larger one is answered 413.")
+    remote_addr_header: str = _setting(
+        "X-Forwarded-For", "MR_REMOTE_ADDR_HEADER", str,
+        "Header naming the client's address behind a proxy; the peer address when absent.")
+    do_cleanup_requests: bool = _setting(
+        True, "MR_DO_CLEANUP_REQUESTS", _parse_bool,
+        "Remove finished requests (records, run state, data) after their retention; 0 keeps "
+        "them for tracing.")
+    result_retention_s: float = _setting(
+        3600.0, "MR_RESULT_RETENTION_S", _parse_non_negative_float,
+        "How long a finished request's result is kept for fetching. A blocking request whose "
+        "result was delivered in its response is removed at once.")
+    failure_retention_s: float = _setting(
+        6 * 3600.0, "MR_FAILURE_RETENTION_S", _parse_non_negative_float,
+        "How long a failed request is kept, with its error and run state, for inspection.")
+    http_host: str = _setting(
+        "127.0.0.1", "MR_HTTP_HOST", str, "Address the embedded server listens on.")
+    http_port: int = _setting(
+        8080, "MR_HTTP_PORT", _parse_non_negative_int,
+        "Port the embedded server listens on (0: any free port).")
 
     @classmethod
     def specs(cls) -> list[tuple[dataclasses.Field, _Spec]]:

@@ -106,9 +106,10 @@ class Compare:
 
 @dataclasses.dataclass(frozen=True)
 class Get:
-    """A range read inside a transaction."""
+    """A range read inside a transaction; ``count_only`` returns just how many keys match."""
     key: str
     prefix: bool = False
+    count_only: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

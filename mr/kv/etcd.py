@@ -275,7 +275,10 @@ class EtcdKV(KV):
 
     def _operation(self, operation: Operation) -> dict:
         if isinstance(operation, Get):
-            return {"request_range": _key_range(operation.key, operation.prefix)}
+            request = _key_range(operation.key, operation.prefix)
+            if operation.count_only:
+                request["count_only"] = True
+            return {"request_range": request}
         if isinstance(operation, Put):
             return {"request_put": self._put_request(operation.key, operation.value,
                                                      operation.lease)}

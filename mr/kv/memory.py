@@ -123,7 +123,8 @@ class MemoryKV(KV):
             responses = []
             for operation in operations:
                 if isinstance(operation, Get):
-                    responses.append(self._range(operation.key, operation.prefix))
+                    responses.append(self._range(operation.key, operation.prefix,
+                                                 count_only=operation.count_only))
                 elif isinstance(operation, Put):
                     self._put(operation.key, operation.value, operation.lease, revision, events)
                     responses.append(PutResult(revision))

@@ -170,6 +170,10 @@ class Model:
     def check(self) -> None:
         """Rules across fields; raise ValueError. Runs after every field was accepted."""
 
+    def companion_writes(self, keys) -> list:
+        """KV writes that belong in the same transaction as every write of this entity."""
+        return []
+
     @property
     def key(self) -> str:
         """The value of the key field: the last segment of the entity's KV key."""
@@ -231,6 +235,12 @@ class Model:
 
 
 class WorkflowEntity(Model):
-    """An entity that lives inside one workflow's namespace."""
+    """An entity that lives inside one workflow's namespace.
+
+    An entity that is run state of one request names the field holding the request id in
+    ``request_scope``; it is then kept under that request's run prefix and removed with it.
+    """
+
+    request_scope: ClassVar[str | None] = None
 
     workflow = Field(str, check=valid_workflow_name)

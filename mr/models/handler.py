@@ -5,6 +5,7 @@ import hashlib
 from typing import Any
 
 from mr import codec
+from mr.kv.base import Put
 from mr.models.base import Field, WorkflowEntity, name_field
 from mr.models.errors import ValidationError
 from mr.models.names import GENERAL_CAPABILITY, normalize_capability
@@ -72,3 +73,13 @@ class Handler(WorkflowEntity):
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "version": self.version}
+
+    def code_record(self) -> dict[str, Any]:
+        """What a worker needs to run this version: stored by version beside the handler."""
+        return {"source_type": self.source_type, "handler_type": self.handler_type,
+                "argument_spec": self.argument_spec,
+                "required_capability": self.required_capability,
+                "source_code": self.source_code}
+
+    def companion_writes(self, keys) -> list:
+        return [Put(keys.handler_code(self.workflow, self.version), codec.encode(self.code_record()))]

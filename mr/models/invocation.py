@@ -9,8 +9,12 @@ INVOCATION_STATES = ("queued", "running", "waiting", "done", "failed", "cancelle
 
 
 class Invocation(WorkflowEntity):
+    """Kept for map invocations that branched: the engine needs their children again after a
+    redelivery, and tracing needs the tree."""
+
     kind = "invocation"
     key_field = "invocation_id"
+    request_scope = "request_id"
 
     invocation_id = id_field(default_factory=new_id)
     request_id = id_field()
@@ -21,4 +25,8 @@ class Invocation(WorkflowEntity):
     attempts = Field(int, default=0, check=non_negative)
     mapped_count = Field(int, optional=True, check=non_negative)
     error = Field(dict, optional=True)
+    #: The step its children run (the mapper's ``MrConfigureToMap`` argument).
+    mapped_step = name_field(optional=True)
+    #: Where the branching mapper's pairs (one per child) are in the data store.
+    children_ref = Field(str, optional=True)
     created_at = created_at_field()

@@ -23,13 +23,33 @@ class Keys:
         """``P/wf/<wf>/``: everything that belongs to one workflow, deleted with it."""
         return f"{self.prefix}/wf/{workflow}/"
 
-    def entities(self, kind: str, workflow: str) -> str:
-        """``P/wf/<wf>/<kind>/``: the entities of one kind in one workflow."""
+    def entities(self, kind: str, workflow: str, request_id: str | None = None) -> str:
+        """``P/wf/<wf>/<kind>/``: the entities of one kind in one workflow; for the run state
+        of one request (``request_id`` given), ``P/wf/<wf>/run/<request_id>/<kind>/``."""
+        if request_id is not None:
+            return f"{self.run(workflow, request_id)}{kind}/"
         return f"{self.workflow_scope(workflow)}{kind}/"
 
-    def entity(self, kind: str, workflow: str, name: str) -> str:
-        return self.entities(kind, workflow) + name
+    def entity(self, kind: str, workflow: str, name: str, request_id: str | None = None) -> str:
+        return self.entities(kind, workflow, request_id) + name
 
-    def session(self, workflow: str, invocation_id: str) -> str:
-        """``P/wf/<wf>/session/<invocation_id>/``: the session of one map invocation."""
-        return f"{self.workflow_scope(workflow)}session/{invocation_id}/"
+    def handler_code(self, workflow: str, version: str) -> str:
+        """``P/wf/<wf>/code/<version>``: a handler's code by content version, kept unchanged
+        so that a request runs the versions it was accepted with, whatever is synced since."""
+        return f"{self.workflow_scope(workflow)}code/{version}"
+
+    def run(self, workflow: str, request_id: str) -> str:
+        """``P/wf/<wf>/run/<request_id>/``: a request's run state, removed in one range delete."""
+        return f"{self.workflow_scope(workflow)}run/{request_id}/"
+
+    def completions(self, workflow: str, request_id: str, parent_id: str) -> str:
+        """``.../done/<parent>/``: one key per child of ``parent`` whose reduction is committed."""
+        return f"{self.run(workflow, request_id)}done/{parent_id}/"
+
+    def session(self, workflow: str, request_id: str, invocation_id: str) -> str:
+        """``.../session/<invocation_id>/``: the session of one map invocation."""
+        return f"{self.run(workflow, request_id)}session/{invocation_id}/"
+
+    def cleanups(self) -> str:
+        """``P/cleanup/``: finished requests waiting for removal, ordered by due time."""
+        return f"{self.prefix}/cleanup/"

@@ -28,6 +28,11 @@ class Request(WorkflowEntity):
     blocking = Field(bool)
     context = Field(dict, default_factory=dict)
     handler_versions = Field(dict, default_factory=dict, check=_handler_versions)
+    #: The steps as they were at acceptance: step name -> [map, combine or None, reduce].
+    steps = Field(dict, default_factory=dict)
     failed_invocation_id = id_field(optional=True)
     error = Field(dict, optional=True)
+    #: Where the result pairs are in the data store, once done.
+    result_ref = Field(str, optional=True)
     created_at = created_at_field()
+    finished_at = Field(float, optional=True)

@@ -17,17 +17,19 @@ from mr.models.names import InvalidNameError, check_name
 
 
 class Session:
-    """The session of map invocation ``invocation_id`` of ``workflow``."""
+    """The session of map invocation ``invocation_id`` of request ``request_id``."""
 
-    def __init__(self, kv: KV, workflow: str, invocation_id: str, prefix: str = "/mr"):
+    def __init__(self, kv: KV, workflow: str, request_id: str, invocation_id: str,
+                 prefix: str = "/mr"):
         self.label = f"session of invocation {invocation_id!r}"
         try:
             valid_workflow_name(workflow, "workflow")
+            valid_hex_id(request_id, "request_id")
             valid_hex_id(invocation_id, "invocation_id")
         except ValueError as error:
             raise ValidationError(f"{self.label}: {error}") from None
         self.kv = kv
-        self.prefix = Keys(prefix).session(workflow, invocation_id)
+        self.prefix = Keys(prefix).session(workflow, request_id, invocation_id)
 
     def _key(self, key: str) -> str:
         try:

@@ -43,23 +43,33 @@ class EntityStore:
 
     # Keys
 
-    def collection(self, cls: type[Model], workflow: str | None = None) -> str:
-        """The key prefix of every entity of ``cls`` (in ``workflow``, for workflow entities)."""
+    def collection(self, cls: type[Model], workflow: str | None = None,
+                   request_id: str | None = None) -> str:
+        """The key prefix of every entity of ``cls`` (in ``workflow``, for workflow entities;
+        of request ``request_id``, for request-scoped ones)."""
         if not issubclass(cls, WorkflowEntity):
             if workflow is not None:
                 raise TypeError(f"a {cls.kind} belongs to no workflow; got workflow {workflow!r}")
             return self.keys.workflows()
-        return self.keys.entities(cls.kind, _checked(cls, "workflow", workflow))
+        if (cls.request_scope is None) != (request_id is None):
+            raise TypeError(f"a {cls.kind} is " + ("named within its request: pass request_id"
+                                                   if request_id is None else
+                                                   "not scoped by a request"))
+        if request_id is not None:
+            request_id = _checked(cls, cls.request_scope, request_id)
+        return self.keys.entities(cls.kind, _checked(cls, "workflow", workflow), request_id)
 
     def key_of(self, model: Model) -> str:
         if isinstance(model, WorkflowEntity):
-            return self.keys.entity(model.kind, model.workflow, model.key)
+            scope = getattr(model, model.request_scope) if model.request_scope else None
+            return self.keys.entity(model.kind, model.workflow, model.key, scope)
         return self.keys.workflow(model.key)
 
-    def _locate(self, cls: type[Model], workflow: str, name: str | None) -> tuple[str, str]:
+    def _locate(self, cls: type[Model], workflow: str, name: str | None,
+                request_id: str | None = None) -> tuple[str, str]:
         """The key and label of the entity that get/find/delete's arguments name."""
         if issubclass(cls, WorkflowEntity):
-            collection = self.collection(cls, workflow)
+            collection = self.collection(cls, workflow, request_id)
             name = _checked(cls, cls.key_field, name)
             return collection + name, f"{cls.kind} {name!r} of workflow {workflow!r}"
         if name is not None:
@@ -69,25 +79,28 @@ class EntityStore:
 
     # Reads
 
-    def get(self, cls: type[Model], workflow: str, name: str | None = None) -> Model:
+    def get(self, cls: type[Model], workflow: str, name: str | None = None, *,
+            request_id: str | None = None) -> Model:
         """The entity; NotFoundError when it does not exist."""
-        key, label = self._locate(cls, workflow, name)
+        key, label = self._locate(cls, workflow, name, request_id)
         stored = self.kv.get(key)
         if stored is None:
             raise NotFoundError(f"{label} does not exist")
         return _load(cls, stored)
 
-    def find(self, cls: type[Model], workflow: str, name: str | None = None) -> Model | None:
+    def find(self, cls: type[Model], workflow: str, name: str | None = None, *,
+             request_id: str | None = None) -> Model | None:
         """The entity, or None when it does not exist."""
         try:
-            return self.get(cls, workflow, name)
+            return self.get(cls, workflow, name, request_id=request_id)
         except NotFoundError:
             return None
 
-    def list(self, cls: type[Model], workflow: str | None = None) -> list[Model]:
-        """Every entity of ``cls`` (in ``workflow``), sorted by name."""
-        return [_load(cls, stored)
-                for stored in self.kv.range(self.collection(cls, workflow), prefix=True).kvs]
+    def list(self, cls: type[Model], workflow: str | None = None, *,
+             request_id: str | None = None) -> list[Model]:
+        """Every entity of ``cls`` (in ``workflow``, of request ``request_id``), sorted by name."""
+        collection = self.collection(cls, workflow, request_id)
+        return [_load(cls, stored) for stored in self.kv.range(collection, prefix=True).kvs]
 
     # Writes
 
@@ -100,7 +113,7 @@ class EntityStore:
             targets = self._check_references(model)
             return ([*self._workflow_exists(model), Compare(key, "version", "==", 0),
                      *_unchanged(targets)],
-                    [Put(key, value), *_touches(targets)])
+                    [Put(key, value), *model.companion_writes(self.keys), *_touches(targets)])
 
         def explain() -> None:
             self._require_workflow(model)
@@ -131,13 +144,14 @@ class EntityStore:
             targets = self._check_references(model)
             return ([Compare(key, "mod_revision", "==", current.mod_revision),
                      *_unchanged(targets)],
-                    [Put(key, value), *_touches(targets)])
+                    [Put(key, value), *model.companion_writes(self.keys), *_touches(targets)])
 
         return model.with_revision(self._write(model.label, attempt))
 
-    def delete(self, cls: type[Model], workflow: str, name: str | None = None) -> None:
+    def delete(self, cls: type[Model], workflow: str, name: str | None = None, *,
+               request_id: str | None = None) -> None:
         """Delete an entity that nothing refers to; a workflow goes with everything in it."""
-        key, label = self._locate(cls, workflow, name)
+        key, label = self._locate(cls, workflow, name, request_id)
 
         def attempt() -> tuple[list[Compare], list[Operation]]:
             current = self.kv.get(key)

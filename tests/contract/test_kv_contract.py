@@ -136,6 +136,15 @@ def test_txn_runs_all_operations_atomically_at_one_revision(kv, kv_prefix):
     assert kv.get(f"{kv_prefix}/a").mod_revision == kv.get(f"{kv_prefix}/b").mod_revision
 
 
+def test_txn_reads_see_the_transaction_s_own_writes_and_can_count(kv, kv_prefix):
+    kv.put(f"{kv_prefix}/n/a", b"1")
+    first = kv.txn([Compare(f"{kv_prefix}/n/b", "version", "==", 0)],
+                   success=[Put(f"{kv_prefix}/n/b", b"2"), Get(f"{kv_prefix}/n/", prefix=True,
+                                                               count_only=True)])
+    counted = first.responses[1]
+    assert counted.count == 2 and counted.kvs == []
+
+
 def test_txn_writing_one_key_twice_is_refused_and_changes_nothing(kv, kv_prefix):
     with pytest.raises(ValueError):
         kv.txn([], success=[Put(f"{kv_prefix}/dup", b"1"), Put(f"{kv_prefix}/dup", b"2")])

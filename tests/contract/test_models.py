@@ -95,27 +95,28 @@ def test_crud(populated, kind):
     make, names, change = ENTITIES[kind]
     cls = type(make(names[0]))
     workflow = () if cls is Workflow else ("w",)
-    existing = [entity.key for entity in populated.list(cls, *workflow)]
+    scope = {"request_id": ID_C} if cls is Invocation else {}
+    existing = [entity.key for entity in populated.list(cls, *workflow, **scope)]
     created = [populated.create(make(name)) for name in names]
     assert all(entity.mod_revision for entity in created)
 
-    fetched = populated.get(cls, *workflow, names[0])
+    fetched = populated.get(cls, *workflow, names[0], **scope)
     assert fetched == created[0]
     assert fetched.mod_revision == created[0].mod_revision
-    assert [entity.key for entity in populated.list(cls, *workflow)] == sorted(
+    assert [entity.key for entity in populated.list(cls, *workflow, **scope)] == sorted(
         [*existing, *names])
 
     updated = populated.update(fetched.replace(**change))
     assert updated.mod_revision > fetched.mod_revision
-    again = populated.get(cls, *workflow, names[0])
+    again = populated.get(cls, *workflow, names[0], **scope)
     assert again == updated and again.mod_revision == updated.mod_revision
     assert all(getattr(again, field) == value for field, value in change.items())
 
-    populated.delete(cls, *workflow, names[0])
-    assert populated.find(cls, *workflow, names[0]) is None
+    populated.delete(cls, *workflow, names[0], **scope)
+    assert populated.find(cls, *workflow, names[0], **scope) is None
     with pytest.raises(NotFoundError, match=f"{kind} '{names[0]}'.* does not exist"):
-        populated.get(cls, *workflow, names[0])
-    assert populated.find(cls, *workflow, names[1]) == created[1]
+        populated.get(cls, *workflow, names[0], **scope)
+    assert populated.find(cls, *workflow, names[1], **scope) == created[1]
 
 
 def test_key_layout_and_stored_value(store, kv, kv_prefix):
@@ -126,12 +127,15 @@ def test_key_layout_and_stored_value(store, kv, kv_prefix):
     store.create(job("j1"))
     store.create(request(ID_A))
     store.create(invocation(ID_B))
-    Session(kv, "w", ID_B, kv_prefix).set("k", 1)
-    assert [key for key, _value, _revision in contents(kv, kv_prefix)] == [
+    Session(kv, "w", ID_C, ID_B, kv_prefix).set("k", 1)
+    assert [key for key, _value, _revision in contents(kv, kv_prefix)] == sorted([
+        f"{kv_prefix}/wf/w/code/{handler('m', 'mapper').version}",
+        f"{kv_prefix}/wf/w/code/{handler('r', 'reducer').version}",
         f"{kv_prefix}/wf/w/handler/m", f"{kv_prefix}/wf/w/handler/r",
-        f"{kv_prefix}/wf/w/invocation/{ID_B}", f"{kv_prefix}/wf/w/job/j1",
-        f"{kv_prefix}/wf/w/request/{ID_A}", f"{kv_prefix}/wf/w/session/{ID_B}/k",
-        f"{kv_prefix}/wf/w/step/s", f"{kv_prefix}/workflow/w"]
+        f"{kv_prefix}/wf/w/job/j1", f"{kv_prefix}/wf/w/request/{ID_A}",
+        f"{kv_prefix}/wf/w/run/{ID_C}/invocation/{ID_B}",
+        f"{kv_prefix}/wf/w/run/{ID_C}/session/{ID_B}/k",
+        f"{kv_prefix}/wf/w/step/s", f"{kv_prefix}/workflow/w"])
     stored = codec.decode(kv.get(f"{kv_prefix}/wf/w/job/j1").value)
     assert stored == {"workflow": "w", "description": "a job", "initial_step_name": "s"}
 
@@ -534,7 +538,7 @@ def test_update_with_explicit_expected_revision(populated, kv, kv_prefix):
     with nothing_written(kv, kv_prefix), pytest.raises(ConflictError):
         populated.update(running.replace(state="done"),
                          expected_mod_revision=created.mod_revision)
-    assert populated.get(Invocation, "w", ID_A).state == "running"
+    assert populated.get(Invocation, "w", ID_A, request_id=ID_C).state == "running"
 
 
 def test_update_without_a_revision_overwrites(populated):
@@ -584,7 +588,7 @@ def test_deleting_a_workflow_removes_everything_under_its_prefix(store, kv, kv_p
     build_workflow(store, "ab")
     others = contents(kv, kv_prefix)
     build_workflow(store, "a")
-    Session(kv, "a", ID_B, kv_prefix).set("k", 1)
+    Session(kv, "a", ID_C, ID_B, kv_prefix).set("k", 1)
     store.delete(Workflow, "a")
     assert contents(kv, kv_prefix) == others
     assert store.find(Workflow, "a") is None and store.list(Job, "a") == []
@@ -601,44 +605,44 @@ def test_a_recreated_workflow_starts_empty(store):
 # Sessions
 
 def test_session_set_get_list_delete(kv, kv_prefix):
-    session = Session(kv, "w", ID_A, kv_prefix)
+    session = Session(kv, "w", ID_C, ID_A, kv_prefix)
     value = {"nested": [1, 2.5, None, b"\x00"], "text": "é"}
     session.set("a", value)
     session.set("b", 2)
     session.set("b", 3)
     assert session.get("a") == value
     assert session.list() == {"a": value, "b": 3}
-    assert Session(kv, "w", ID_B, kv_prefix).list() == {}
-    assert Session(kv, "other", ID_A, kv_prefix).list() == {}
+    assert Session(kv, "w", ID_C, ID_B, kv_prefix).list() == {}
+    assert Session(kv, "other", ID_C, ID_A, kv_prefix).list() == {}
     assert session.delete_all() == 2
     assert session.list() == {}
 
 
 def test_session_get_of_unset_key_is_a_key_error(kv, kv_prefix):
     with pytest.raises(KeyError, match="key 'missing' is not set"):
-        Session(kv, "w", ID_A, kv_prefix).get("missing")
+        Session(kv, "w", ID_C, ID_A, kv_prefix).get("missing")
 
 
 @pytest.mark.parametrize("bad_key", ["a b", "a/b", "", "x" * 129])
 def test_session_keys_must_be_names(kv, kv_prefix, bad_key):
     with nothing_written(kv, kv_prefix), pytest.raises(ValidationError, match="session key"):
-        Session(kv, "w", ID_A, kv_prefix).set(bad_key, 1)
+        Session(kv, "w", ID_C, ID_A, kv_prefix).set(bad_key, 1)
 
 
 def test_session_refuses_unencodable_values(kv, kv_prefix):
     with nothing_written(kv, kv_prefix), pytest.raises(CodecError, match="type set"):
-        Session(kv, "w", ID_A, kv_prefix).set("k", {1, 2})
+        Session(kv, "w", ID_C, ID_A, kv_prefix).set("k", {1, 2})
 
 
 def test_session_needs_a_valid_workflow_and_invocation(kv, kv_prefix):
     with pytest.raises(ValidationError, match="workflow name"):
-        Session(kv, "a.b", ID_A, kv_prefix)
+        Session(kv, "a.b", ID_C, ID_A, kv_prefix)
     with pytest.raises(ValidationError, match="invocation_id 'x' is not 32 lowercase hex"):
-        Session(kv, "w", "x", kv_prefix)
+        Session(kv, "w", ID_C, "x", kv_prefix)
 
 
 def test_read_only_session_reads_but_refuses_writes(kv, kv_prefix):
-    session = Session(kv, "w", ID_A, kv_prefix)
+    session = Session(kv, "w", ID_C, ID_A, kv_prefix)
     session.set("k", [1])
     view = session.read_only()
     assert view.get("k") == [1] and view.list() == {"k": [1]}
@@ -651,5 +655,6 @@ def test_read_only_session_reads_but_refuses_writes(kv, kv_prefix):
 
 def test_sessions_do_not_show_up_as_invocations(populated, kv, kv_prefix):
     populated.create(invocation(ID_A))
-    Session(kv, "w", ID_A, kv_prefix).set("k", 1)
-    assert [entity.invocation_id for entity in populated.list(Invocation, "w")] == [ID_A]
+    Session(kv, "w", ID_C, ID_A, kv_prefix).set("k", 1)
+    assert [entity.invocation_id
+            for entity in populated.list(Invocation, "w", request_id=ID_C)] == [ID_A]

@@ -1,0 +1,87 @@
+"""A data store on any fsspec filesystem: a local or shared directory, or an object store.
+
+A plain path or ``file://`` URL is a directory, created if missing; in distributed mode it must be
+one directory shared by every node (e.g. NFS). Other URLs (``s3://bucket/prefix``, ...) need the
+fsspec implementation of their protocol installed.
+"""
+from __future__ import annotations
+
+import posixpath
+import uuid
+
+import fsspec
+from fsspec.spec import AbstractFileSystem
+
+from mr.data.base import DataError, DataNotFoundError, DataStore
+
+#: What a missing object looks like on a directory tree: nothing there, a directory there, or a
+#: file where a parent directory would be.
+_NOT_FOUND = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
+
+
+class FsspecDataStore(DataStore):
+    def __init__(self, url: str):
+        self.url = url
+        try:
+            self._fs, root = fsspec.core.url_to_fs(url)
+            self._root = root.rstrip("/")
+            self._fs.makedirs(self._root, exist_ok=True)
+        except (OSError, ValueError, ImportError) as error:
+            raise DataError(f"cannot open data store {url!r}: {error}") from error
+        # A native move (a rename) lets a put write aside and publish whole. Without one, fsspec's
+        # move is a copy, no more atomic than writing in place; so those filesystems write in place.
+        self._publish_by_rename = type(self._fs).mv is not AbstractFileSystem.mv
+
+    def _put(self, path: str, data: bytes) -> None:
+        target = self._full(path)
+        try:
+            self._fs.makedirs(posixpath.dirname(target), exist_ok=True)
+            if self._publish_by_rename:
+                self._write_then_rename(target, data)
+            else:
+                self._fs.pipe_file(target, data)
+        except OSError as error:
+            raise DataError(f"cannot write {path!r} to {self.url!r}: {error}") from error
+
+    def _write_then_rename(self, target: str, data: bytes) -> None:
+        """Write beside ``target`` under a reserved name, then rename it into place."""
+        parent, name = posixpath.split(target)
+        partial = f"{parent}/.{name}.{uuid.uuid4().hex}.partial"
+        self._fs.pipe_file(partial, data)
+        try:
+            self._fs.mv(partial, target)
+        except OSError:
+            self._fs.rm(partial)
+            raise
+
+    def _get(self, path: str) -> bytes:
+        try:
+            return self._fs.cat_file(self._full(path))
+        except _NOT_FOUND:
+            raise DataNotFoundError(path) from None
+        except OSError as error:
+            raise DataError(f"cannot read {path!r} from {self.url!r}: {error}") from error
+
+    def _delete_tree(self, prefix: str) -> int:
+        paths = self._list_tree(prefix)
+        top = self._full(prefix)
+        try:
+            if self._fs.isdir(top):  # a file at ``prefix`` itself is not under ``prefix/``
+                self._fs.rm(top, recursive=True)  # also removes partials of crashed writers
+        except OSError as error:
+            raise DataError(f"cannot delete {prefix!r} in {self.url!r}: {error}") from error
+        return len(paths)
+
+    def _list_tree(self, prefix: str) -> list[str]:
+        top = self._full(prefix) if prefix else self._root
+        try:
+            if not self._fs.isdir(top):
+                return []
+            found = self._fs.find(top)
+        except OSError as error:
+            raise DataError(f"cannot list {prefix!r} in {self.url!r}: {error}") from error
+        relative = (path[len(self._root) + 1:] for path in found)
+        return sorted(path for path in relative if "/." not in f"/{path}")
+
+    def _full(self, path: str) -> str:
+        return f"{self._root}/{path}"
