@@ -25,6 +25,7 @@ setup(
     entry_points={
         "console_scripts": [
             "mr = mr.cli.main:main",
+            "mr_start_gunicorn_dev = mr.web.gunicorn_dev:main",
         ],
     },
 )

@@ -167,10 +167,12 @@ class Settings:
         6 * 3600.0, "MR_FAILURE_RETENTION_S", _parse_non_negative_float,
         "How long a failed request is kept, with its error and run state, for inspection.")
     http_host: str = _setting(
-        "127.0.0.1", "MR_HTTP_HOST", str, "Address the embedded server listens on.")
+        "127.0.0.1", "MR_HTTP_HOST", str,
+        "Address the HTTP front end listens on (``mr run``, and gunicorn's dev config).")
     http_port: int = _setting(
         8080, "MR_HTTP_PORT", _parse_non_negative_int,
-        "Port the embedded server listens on (0: any free port).")
+        "Port the HTTP front end listens on (``mr run``, and gunicorn's dev config; 0: any "
+        "free port, for ``mr run``).")
 
     @classmethod
     def specs(cls) -> list[tuple[dataclasses.Field, _Spec]]:

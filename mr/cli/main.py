@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mr.cli import servers, settings_command
+from mr.cli import processes, servers, settings_command
 from mr.cli.errors import UserError
 from mr.settings import SettingsError
 
-COMMANDS = (settings_command, servers)
+COMMANDS = (settings_command, servers, processes)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -166,7 +166,9 @@ class EtcdKV(KV):
                  timeout_s: float = 5.0):
         self.base_url = f"{'https' if ssl else 'http'}://{host}:{port}"
         self.timeout_s = timeout_s
-        self.pool = urllib3.PoolManager(maxsize=32, block=False)
+        # Sized for a worker's concurrency (max-in-flight per topic), so connections are
+        # reused rather than opened and discarded under load.
+        self.pool = urllib3.PoolManager(maxsize=256, block=False)
         self._watches: list[_EtcdWatch] = []
 
     def url(self, path: str) -> str:

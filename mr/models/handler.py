@@ -17,13 +17,15 @@ ARGUMENT_NAMES = {"mapper": ["arguments"], "combiner": ["results"], "reducer": [
 
 
 def _argument_spec(value: list, what: str) -> list:
-    """A list of ``[name, type]`` pairs of non-empty strings; tuples are stored as lists."""
+    """A list of ``[name, type]`` pairs: a non-empty name, and a type name or None (no cast,
+    as JobX's ``type: null``); tuples are stored as lists."""
     spec = []
     for pair in value:
         if (not isinstance(pair, (list, tuple)) or len(pair) != 2
-                or not all(isinstance(part, str) and part for part in pair)):
-            raise ValueError(f"field {what!r} must be a list of [name, type] pairs of non-empty "
-                             f"strings, got item {pair!r}")
+                or not (isinstance(pair[0], str) and pair[0])
+                or not (pair[1] is None or (isinstance(pair[1], str) and pair[1]))):
+            raise ValueError(f"field {what!r} must be a list of [name, type] pairs (a non-empty "
+                             f"name, and a type name or None), got item {pair!r}")
         spec.append(list(pair))
     return spec
 

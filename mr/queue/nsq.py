@@ -66,6 +66,9 @@ class _NsqConsumer(Consumer):
             max_tries=0,
             max_backoff_duration=RECONNECT_MAX_INTERVAL_S,
             backoff_on_requeue=False,
+            # nsqd otherwise buffers deliveries to a busy consumer and flushes them every
+            # 250 ms: every hop of an invocation tree would wait for that tick.
+            output_buffer_size=-1,
         )
         self._consumer.on_message.connect(self._take, weak=False)
         self._consumer.start(block=False)

@@ -1,0 +1,84 @@
+"""``mr worker`` and ``mr run``: the long-running processes of mr.
+
+``mr worker`` consumes invocations for the workflows in MR_WORKFLOW_NAMES from the configured
+servers. ``mr run`` is embedded mode: front end, worker and in-process backends in one process,
+with workflows loaded from definition directories at start (its KV starts empty every time).
+Both stop gracefully on SIGINT or SIGTERM.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import gevent
+import gevent.event
+from gevent.pywsgi import WSGIServer
+
+from mr.cli.errors import UserError
+from mr.handlers.load import WorkflowDefinitionError, load_workflow, read_definition
+from mr.service import Service
+from mr.settings import Settings
+
+
+def register(subparsers) -> None:
+    worker = subparsers.add_parser(
+        "worker", help="run a worker: consume invocations and run handlers (distributed mode)")
+    worker.set_defaults(run=run_worker)
+    embedded = subparsers.add_parser(
+        "run", help="run everything in one process with no servers (embedded mode)")
+    embedded.add_argument("definitions", nargs="*", type=Path, metavar="DIR",
+                          help="workflow definition directories to load at start")
+    embedded.add_argument("--port", type=int, help="HTTP port (default: MR_HTTP_PORT; 0: any)")
+    embedded.set_defaults(run=run_embedded)
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _wait_for_signal() -> None:
+    stopping = gevent.event.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(signal_number, stopping.set)
+    stopping.wait()
+
+
+def run_worker(arguments) -> int:
+    _configure_logging()
+    service = Service(Settings.load(), worker=True)
+    print(f"worker serving {', '.join(service.settings.workflow_names)}", flush=True)
+    try:
+        _wait_for_signal()
+    finally:
+        service.stop()
+    return 0
+
+
+def run_embedded(arguments) -> int:
+    from mr.web.app import create_app
+
+    _configure_logging()
+    settings = Settings.load()
+    try:
+        definitions = [read_definition(path) for path in arguments.definitions]
+    except WorkflowDefinitionError as error:
+        raise UserError(str(error)) from None
+    names = tuple(dict.fromkeys([*settings.workflow_names,
+                                 *(definition.name for definition in definitions)]))
+    port = settings.http_port if arguments.port is None else arguments.port
+    service = Service.embedded(settings.with_overrides(workflow_names=names, http_port=port))
+    try:
+        for definition in definitions:
+            load_workflow(service.engine.store, definition)
+        server = WSGIServer((settings.http_host, port), create_app(service.engine), log=None)
+        server.start()
+        print(f"mr is listening on http://{settings.http_host}:{server.server_port} "
+              f"(workflows: {', '.join(names)})", flush=True)
+        _wait_for_signal()
+        server.stop(timeout=5)
+    finally:
+        service.stop()
+    return 0

@@ -1,0 +1,1 @@
+"""The request engine: accepting requests, running their invocation trees, finishing them."""

@@ -1,0 +1,16 @@
+"""Errors of the engine that the front end and the worker turn into answers."""
+from __future__ import annotations
+
+
+class HandlerFailure(Exception):
+    """An invocation failed for good (its handler raised, timed out or crashed, or the request
+    names something that does not exist): the request fails with ``error``."""
+
+    def __init__(self, invocation_id: str | None, error: dict):
+        super().__init__(f"{error.get('type')}: {error.get('message')}")
+        self.invocation_id = invocation_id
+        self.error = error
+
+
+class ServiceUnavailable(Exception):
+    """The request could not be accepted because a backend is unreachable (HTTP 503)."""

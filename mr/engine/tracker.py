@@ -1,0 +1,121 @@
+"""What this process knows about the requests of the workflows it serves.
+
+One watch per workflow over its request records keeps a cache current and wakes the greenlets
+waiting for a request to finish. Workers use the cache to skip the invocations of requests that
+already failed or were cancelled without a KV round trip per invocation; the commit of every
+invocation still compares the request's state in the KV, so a stale cache costs work, never
+correctness. A waiter registers before it looks at the request, and the watch runs from the
+revision of the initial listing, so no wake-up is lost.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+import gevent
+import gevent.event
+
+from mr.kv.base import KV, CompactedError, KVError
+from mr.models import Request
+from mr.models.keys import Keys
+
+log = logging.getLogger(__name__)
+
+TERMINAL_STATES = ("done", "failed", "cancelled")
+
+
+class RequestTracker:
+    def __init__(self, kv: KV, keys: Keys):
+        self._kv = kv
+        self._keys = keys
+        self._requests: dict[tuple[str, str], Request] = {}
+        self._waiters: dict[tuple[str, str], list[gevent.event.AsyncResult]] = defaultdict(list)
+        self._greenlets: dict[str, gevent.Greenlet] = {}
+
+    def start(self, workflow: str) -> None:
+        """Follow the requests of ``workflow`` from now on (idempotent)."""
+        if workflow not in self._greenlets:
+            revision = self._load(workflow)
+            self._greenlets[workflow] = gevent.spawn(self._follow, workflow, revision)
+
+    def _collection(self, workflow: str) -> str:
+        return self._keys.entities(Request.kind, workflow)
+
+    def _load(self, workflow: str) -> int:
+        listing = self._kv.range(self._collection(workflow), prefix=True)
+        for stored in listing.kvs:
+            self._apply(workflow, stored.key, stored.value, stored.mod_revision)
+        return listing.revision
+
+    def _follow(self, workflow: str, revision: int) -> None:
+        while True:
+            try:
+                with self._kv.watch(self._collection(workflow), prefix=True,
+                                    start_revision=revision + 1) as watch:
+                    for event in watch:
+                        revision = event.revision
+                        if event.type == "put":
+                            self._apply(workflow, event.kv.key, event.kv.value, revision)
+                        else:
+                            self._forget((workflow, event.kv.key.rsplit("/", 1)[1]))
+            except CompactedError:
+                log.warning("request watch of %s fell behind compaction; reloading", workflow)
+                revision = self._reload(workflow)
+            except KVError as error:
+                log.warning("request watch of %s failed (%s); retrying", workflow, error)
+                gevent.sleep(1)
+
+    def _reload(self, workflow: str) -> int:
+        for key in [key for key in self._requests if key[0] == workflow]:
+            self._requests.pop(key, None)
+        return self._load(workflow)
+
+    def _apply(self, workflow: str, key: str, value: bytes, revision: int) -> None:
+        request = Request.decode(key.rsplit("/", 1)[1], value).with_revision(revision)
+        identity = (workflow, request.request_id)
+        self._requests[identity] = request
+        if request.state in TERMINAL_STATES:
+            self._wake(identity, request)
+
+    def _forget(self, identity: tuple[str, str]) -> None:
+        self._wake(identity, self._requests.pop(identity, None))
+
+    def _wake(self, identity: tuple[str, str], request: Request | None) -> None:
+        for waiter in self._waiters.pop(identity, []):
+            waiter.set(request)
+
+    def get(self, workflow: str, request_id: str) -> Request | None:
+        """The request as last seen; read from the KV when it is not in the cache."""
+        request = self._requests.get((workflow, request_id))
+        if request is not None:
+            return request
+        stored = self._kv.get(self._keys.entity(Request.kind, workflow, request_id))
+        if stored is None:
+            return None
+        request = Request.decode(request_id, stored.value).with_revision(stored.mod_revision)
+        if workflow in self._greenlets:
+            self._requests.setdefault((workflow, request_id), request)
+        return request
+
+    def wait(self, workflow: str, request_id: str, timeout_s: float) -> Request | None:
+        """The request as it finished (None if it vanished unfinished); raises
+        ``gevent.Timeout`` when ``timeout_s`` passes first."""
+        identity = (workflow, request_id)
+        waiter = gevent.event.AsyncResult()
+        self._waiters[identity].append(waiter)
+        try:
+            request = self.get(workflow, request_id)
+            if request is None or request.state in TERMINAL_STATES:
+                return request
+            return waiter.get(timeout=timeout_s)
+        finally:
+            waiters = self._waiters.get(identity)
+            if waiters and waiter in waiters:
+                waiters.remove(waiter)
+                if not waiters:
+                    del self._waiters[identity]
+
+    def stop(self) -> None:
+        for greenlet in self._greenlets.values():
+            greenlet.kill()
+        self._greenlets.clear()

@@ -1,0 +1,216 @@
+"""The executor pool: pre-started child processes in which handler code runs, never in the worker.
+
+A CPU-bound or runaway handler therefore cannot starve the worker's gevent loop, can be killed on
+timeout, and has its output captured per invocation. Each child runs one invocation at a time;
+:meth:`ExecutorPool.run` blocks only its calling greenlet, so up to ``size`` invocations run in
+parallel. A child that times out is killed, one that dies is reaped, and either is replaced.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import weakref
+
+import gevent
+from gevent import os as gevent_os
+from gevent import queue, subprocess
+from gevent.monkey import get_original
+
+import mr
+from mr.executor.capture import collect_output
+from mr.executor.protocol import (Outcome, Task, encode_message, handler_error, read_message,
+                                  write_frame)
+
+#: How long a child that closed its reply pipe gets to exit before it is killed.
+_DYING_CHILD_GRACE_S = 1.0
+
+# gevent's patched os.close (25.8+) defers closing a pipe until after the hub's next poll, and an
+# otherwise idle hub blocks in that poll: the child would wait for an EOF that never comes. No
+# greenlet waits on our fds when we close them, so closing at once is safe.
+_close_now = get_original("os", "close")
+
+
+class _TimedOut(Exception):
+    pass
+
+
+class _Child:
+    """One child process, in its own process group (so a kill takes its subprocesses too), and
+    the pool's ends of its request and reply pipes."""
+
+    def __init__(self):
+        request_read, self._request_write = os.pipe()
+        self._reply_read, reply_write = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-u", "-m", "mr.executor.child", str(request_read),
+                 str(reply_write)],
+                stdin=subprocess.DEVNULL, pass_fds=(request_read, reply_write),
+                start_new_session=True, env=_child_environment())
+        except BaseException:
+            _close_now(self._request_write)
+            _close_now(self._reply_read)
+            raise
+        finally:
+            _close_now(request_read)
+            _close_now(reply_write)
+        self.pid = self.process.pid
+        self._hung_up = False
+        gevent_os.make_nonblocking(self._request_write)
+        gevent_os.make_nonblocking(self._reply_read)
+
+    def exchange(self, payload: bytes) -> dict:
+        """Send one request and wait for its reply; EOFError or OSError if the child died."""
+        write_frame(functools.partial(gevent_os.nb_write, self._request_write), payload)
+        return read_message(functools.partial(gevent_os.nb_read, self._reply_read))
+
+    def is_alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the child's process group (it, and anything it started that still runs)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+    def stop(self, grace_s: float) -> None:
+        """Hang up (an idle child exits on EOF), give it ``grace_s``, then kill; reap; close.
+
+        Only for a child that no greenlet is exchanging with."""
+        if not self._hung_up:  # never twice: the fd numbers may belong to new files by then
+            self._hung_up = True
+            _close_now(self._request_write)
+            _close_now(self._reply_read)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=grace_s)
+        self.kill()
+        self.process.wait()
+
+    def exit_description(self) -> str:
+        code = self.process.returncode
+        if code is not None and code < 0:
+            return f"killed by signal {signal.Signals(-code).name}"
+        return f"exit status {code}"
+
+
+def _child_environment() -> dict[str, str]:
+    """The worker's environment, with this ``mr`` first on the path, so the child imports it."""
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(mr.__file__)))
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ,
+            "PYTHONPATH": package_parent + (os.pathsep + path if path else "")}
+
+
+class ExecutorPool:
+    """``size`` children (default: one per core); each invocation gets one to itself."""
+
+    def __init__(self, size: int | None = None, default_timeout_s: float = 300.0):
+        self.size = (os.cpu_count() or 1) if size is None else size
+        if self.size < 1:
+            raise ValueError(f"an executor pool needs at least one child, got size {size}")
+        self.default_timeout_s = default_timeout_s
+        self._capture_dir = tempfile.mkdtemp(prefix="mr-executor-")
+        # Removed on close, or at exit if the pool was never closed.
+        self._remove_capture_dir = weakref.finalize(self, shutil.rmtree, self._capture_dir,
+                                                    ignore_errors=True)
+        self._invocation_numbers = itertools.count()
+        self._children: set[_Child] = set()
+        self._idle: queue.Queue[_Child | None] = queue.Queue()
+        self._closed = False
+        for _ in range(self.size):
+            self._idle.put(self._start_child())
+
+    @property
+    def pids(self) -> list[int]:
+        """The process ids of the current children."""
+        return sorted(child.pid for child in self._children)
+
+    def run(self, task: Task, timeout_s: float | None = None) -> Outcome:
+        """Run ``task`` in an idle child (waiting for one); the outcome of the handler, whatever
+        it did. CodecError if the task itself cannot be encoded."""
+        timeout_s = self.default_timeout_s if timeout_s is None else timeout_s
+        number = next(self._invocation_numbers)
+        output_paths = [os.path.join(self._capture_dir, f"{number}.{name}")
+                        for name in ("stdout", "stderr")]
+        payload = encode_message({"task": task.to_message(), "stdout_path": output_paths[0],
+                                  "stderr_path": output_paths[1]})
+        child = self._take_idle_child()
+        try:
+            with gevent.Timeout(timeout_s, _TimedOut):
+                reply = child.exchange(payload)
+        except _TimedOut:
+            self._retire(child, grace_s=0)
+            reply = self._failed(task, handler_error(
+                "timeout", "HandlerTimeout", f"handler {task.handler_name!r} ran longer than "
+                f"{timeout_s:g} s; its executor child (pid {child.pid}) was killed"))
+        except (EOFError, OSError):
+            self._retire(child, grace_s=_DYING_CHILD_GRACE_S)
+            reply = self._failed(task, handler_error(
+                "crashed", "ExecutorChildDied", f"the executor child (pid {child.pid}) running "
+                f"handler {task.handler_name!r} died: {child.exit_description()}"))
+        except BaseException:  # e.g. the caller was killed mid-exchange: the child is unusable
+            self._retire(child, grace_s=0)
+            raise
+        else:
+            self._idle.put(child)
+        stdout, stderr = (collect_output(path) for path in output_paths)
+        return Outcome(ok=reply["error"] is None, directive=reply["directive"],
+                       pairs=reply["pairs"], session=reply["session"], stdout=stdout,
+                       stderr=stderr, error=reply["error"])
+
+    def close(self, grace_s: float = 5.0) -> None:
+        """Stop every child and wait for it to exit: idle ones get ``grace_s`` to exit on their
+        own; busy ones are killed (their invocations report ``crashed``)."""
+        if self._closed:
+            return
+        self._closed = True
+        idle = []
+        while not self._idle.empty():
+            idle.append(self._idle.get_nowait())
+        self._idle.put(None)  # wakes waiting callers; each puts it back for the next one
+        busy = self._children.difference(idle)
+        for child in busy:
+            child.kill()
+        gevent.joinall([gevent.spawn(child.stop, grace_s) for child in idle]
+                       + [gevent.spawn(child.process.wait) for child in busy])
+        self._children.difference_update(idle)
+        self._remove_capture_dir()
+
+    def __enter__(self) -> "ExecutorPool":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _start_child(self) -> _Child:
+        child = _Child()
+        self._children.add(child)
+        return child
+
+    def _take_idle_child(self) -> _Child:
+        if self._closed:
+            raise RuntimeError("the executor pool is closed")
+        child = self._idle.get()
+        if child is None:
+            self._idle.put(None)
+            raise RuntimeError("the executor pool is closed")
+        if not child.is_alive():  # died while idle: not this task's doing
+            self._retire(child, grace_s=0)
+            return self._take_idle_child()
+        return child
+
+    def _retire(self, child: _Child, grace_s: float) -> None:
+        """Stop ``child`` and, unless the pool is closing, put a fresh one in its place."""
+        child.stop(grace_s)
+        self._children.discard(child)
+        if not self._closed:
+            self._idle.put(self._start_child())
+
+    @staticmethod
+    def _failed(task: Task, error: dict) -> dict:
+        return {"error": error, "directive": None, "pairs": [], "session": task.session}

@@ -1,0 +1,256 @@
+"""The handler file format (JobX's): a file is the *body* of a function.
+
+The first statement is a docstring: free-text description lines, a line starting with ``**``
+(``**`` or ``**yaml``: YAML follows; ``**json``: JSON follows), then the metadata, holding exactly
+``argument_spec``, ``handler_type`` and ``required_capability``. The body is compiled as the body of
+``def <name>(arguments)`` (mappers) or ``def <name>(results)`` (combiners, reducers).
+
+Unlike JobX, the body is wrapped at the syntax-tree level instead of being re-indented as text,
+so every line number (syntax errors, tracebacks) is the line in the user's file and string
+literals keep their exact content.
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import dataclasses
+import json
+import linecache
+import re
+import textwrap
+from typing import Any, Callable
+
+import yaml
+
+from mr.models.handler import ARGUMENT_NAMES, HANDLER_TYPES
+from mr.models.names import InvalidNameError, normalize_capability
+
+METADATA_KEYS = ("argument_spec", "handler_type", "required_capability")
+_MARKER_RE = re.compile(r"\s*\*\*(.*)$")
+_NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+
+class HandlerFormatError(ValueError):
+    """A handler file that cannot be used; ``str()`` is ``file:line: reason``."""
+
+    def __init__(self, filename: str, line: int, reason: str):
+        super().__init__(f"{filename}:{line}: {reason}")
+        self.filename = filename
+        self.line = line
+        self.reason = reason
+
+
+@dataclasses.dataclass(frozen=True)
+class HandlerSource:
+    """What a handler file declares, checked; ``source_code`` is the whole file, unchanged."""
+    description: str
+    argument_spec: list[list[str | None]]
+    handler_type: str
+    required_capability: str
+    source_code: str
+
+
+def parse_handler_source(text: str, filename: str = "<handler>") -> HandlerSource:
+    """Parse and check a handler file (metadata and Python syntax) without running any of it."""
+    module = _parse(text, filename)
+    header = _Header.from_module(module, filename)
+    handler_type = header.handler_type()
+    source = HandlerSource(description=header.description,
+                           argument_spec=header.argument_spec(handler_type),
+                           handler_type=handler_type,
+                           required_capability=header.required_capability(),
+                           source_code=text)
+    _compile_body(module, handler_type, "handler", filename)
+    return source
+
+
+def compile_handler(source_code: str, handler_type: str, name: str,
+                    scope: dict[str, Any] | None = None) -> Callable:
+    """The handler as a function whose globals are ``scope`` (plus builtins and ``__name__``).
+
+    Only the ``def`` is executed; nothing of the handler runs until the function is called.
+    """
+    filename = show_in_tracebacks(name, source_code)
+    function_name = "handler_" + re.sub(r"\W", "_", name, flags=re.ASCII)
+    code = _compile_body(_parse(source_code, filename), handler_type, function_name, filename)
+    namespace = {"__builtins__": builtins, "__name__": f"handler({name})", **(scope or {})}
+    exec(code, namespace)
+    return namespace[function_name]
+
+
+def show_in_tracebacks(name: str, source_code: str) -> str:
+    """Let tracebacks through handler ``name`` quote ``source_code``; returns its file name.
+
+    Call again before running another version of the same handler: the name is shared."""
+    filename = f"handler:{name}"
+    linecache.cache[filename] = (len(source_code), None, source_code.splitlines(True), filename)
+    return filename
+
+
+def _parse(text: str, filename: str) -> ast.Module:
+    # The parser accepts top-level ``yield`` and ``return``; the compiler checks them in the def.
+    try:
+        return ast.parse(text, filename)
+    except SyntaxError as error:
+        raise HandlerFormatError(filename, error.lineno or 1, error.msg) from None
+
+
+def _compile_body(module: ast.Module, handler_type: str, function_name: str, filename: str):
+    """Compile ``module``'s statements as the body of a function; the module's code object."""
+    if handler_type not in ARGUMENT_NAMES:
+        raise ValueError(f"handler_type must be one of {', '.join(HANDLER_TYPES)}, "
+                         f"got {handler_type!r}")
+    if not module.body:
+        raise HandlerFormatError(filename, 1, "the handler has no code")
+    _check_generator_rules(module.body, handler_type, filename)
+    wrapper = ast.parse(f"def {function_name}({ARGUMENT_NAMES[handler_type][0]}):\n    pass\n")
+    function = wrapper.body[0]
+    function.body = module.body
+    function.end_lineno = module.body[-1].end_lineno
+    function.end_col_offset = module.body[-1].end_col_offset
+    try:
+        return compile(wrapper, filename, "exec")
+    except SyntaxError as error:
+        raise HandlerFormatError(filename, error.lineno or 1, error.msg) from None
+
+
+def _check_generator_rules(body: list[ast.stmt], handler_type: str, filename: str) -> None:
+    """A mapper yields; a handler that yields may not ``return`` a value too (it would be lost)."""
+    own_nodes = list(_own_scope(body))
+    if not any(isinstance(node, (ast.Yield, ast.YieldFrom)) for node in own_nodes):
+        if handler_type == "mapper":
+            raise HandlerFormatError(filename, 1, "a mapper must be a generator: it yields "
+                                     "MrConfigureToMap(step) or MrConfigureToReturn() first, "
+                                     "then (key, value) pairs")
+        return
+    returns = [node.lineno for node in own_nodes
+               if isinstance(node, ast.Return) and node.value is not None]
+    if returns:
+        raise HandlerFormatError(filename, min(returns), "'return <value>' in a handler that "
+                                 "yields: the value would be lost; either yield the pairs or "
+                                 "return an iterable of them")
+
+
+def _own_scope(nodes: list[ast.AST]):
+    """Every node of the handler's own function scope (not of functions or classes it defines)."""
+    stack = [node for node in nodes if not isinstance(node, _NESTED_SCOPES)]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(child for child in ast.iter_child_nodes(node)
+                     if not isinstance(child, _NESTED_SCOPES))
+
+
+class _Header:
+    """The docstring's description and metadata, with the file line of each metadata line."""
+
+    def __init__(self, filename: str, description: str, metadata: dict,
+                 marker_line: int, metadata_lines: list[str]):
+        self.filename = filename
+        self.description = description
+        self.metadata = metadata
+        self.marker_line = marker_line
+        self.metadata_lines = metadata_lines
+
+    @classmethod
+    def from_module(cls, module: ast.Module, filename: str) -> "_Header":
+        first = module.body[0] if module.body else None
+        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)):
+            raise HandlerFormatError(filename, first.lineno if first else 1,
+                                     "the handler must start with a docstring holding its "
+                                     "description and metadata")
+        lines = first.value.value.split("\n")
+        marker_index = next((index for index, line in enumerate(lines)
+                             if _MARKER_RE.match(line)), None)
+        if marker_index is None:
+            raise HandlerFormatError(filename, first.lineno, "the docstring has no '**' line "
+                                     "separating the description from the metadata")
+        # Line i of the docstring is on file line first.lineno + i (it starts on the quotes' line).
+        marker_line = first.lineno + marker_index
+        metadata_lines = textwrap.dedent("\n".join(lines[marker_index + 1:])).split("\n")
+        description = textwrap.dedent("\n".join(lines[:marker_index])).strip()
+        metadata = _load_metadata(_MARKER_RE.match(lines[marker_index]).group(1).strip(),
+                                  "\n".join(metadata_lines), filename, marker_line)
+        header = cls(filename, description, metadata, marker_line, metadata_lines)
+        header.check_keys()
+        return header
+
+    def error(self, key: str | None, reason: str) -> HandlerFormatError:
+        """An error at the line that sets ``key``, else at the ``**`` line."""
+        line = self.marker_line
+        if key is not None:
+            key_re = re.compile(rf"""(^|[\s{{,-])["']?{re.escape(str(key))}["']?\s*:""")
+            line = next((self.marker_line + 1 + index
+                         for index, text in enumerate(self.metadata_lines)
+                         if key_re.search(text)), self.marker_line)
+        return HandlerFormatError(self.filename, line, reason)
+
+    def check_keys(self) -> None:
+        expected = ", ".join(METADATA_KEYS)
+        if not isinstance(self.metadata, dict):
+            raise self.error(None, f"the metadata must be a mapping with the keys {expected}, "
+                                   f"got {type(self.metadata).__name__}")
+        for key in self.metadata:
+            if key not in METADATA_KEYS:
+                raise self.error(key, f"unknown metadata key {key!r} (expected exactly "
+                                      f"{expected})")
+        for key in METADATA_KEYS:
+            if key not in self.metadata:
+                raise self.error(None, f"missing metadata key {key!r}")
+
+    def handler_type(self) -> str:
+        value = self.metadata["handler_type"]
+        if value not in HANDLER_TYPES:
+            raise self.error("handler_type", f"handler_type must be one of "
+                                             f"{', '.join(HANDLER_TYPES)}, got {value!r}")
+        return value
+
+    def argument_spec(self, handler_type: str) -> list[list[str | None]]:
+        value = self.metadata["argument_spec"]
+        if not isinstance(value, list):
+            raise self.error("argument_spec", f"argument_spec must be a list of {{name, type}} "
+                                              f"mappings, got {type(value).__name__}")
+        spec = [self._argument(item) for item in value]
+        names = [name for name, _type in spec]
+        expected = ARGUMENT_NAMES[handler_type]
+        if names != expected:
+            raise self.error("argument_spec", f"a {handler_type}'s argument_spec must name "
+                                              f"exactly {expected}, got {names}")
+        return spec
+
+    def _argument(self, item: Any) -> list[str | None]:
+        if not (isinstance(item, dict) and set(item) <= {"name", "type"}
+                and isinstance(item.get("name"), str) and item["name"]
+                and (item.get("type") is None or isinstance(item["type"], str) and item["type"])):
+            raise self.error("argument_spec", f"each argument_spec item must be a mapping with a "
+                                              f"'name' and a 'type' (a type name, or null), "
+                                              f"got {item!r}")
+        return [item["name"], item.get("type")]
+
+    def required_capability(self) -> str:
+        try:
+            return normalize_capability(self.metadata["required_capability"])
+        except InvalidNameError as error:
+            raise self.error("required_capability", f"required_capability: {error}") from None
+
+
+def _load_metadata(format_name: str, text: str, filename: str, marker_line: int) -> Any:
+    """Parse the metadata text; errors point at the file line of the problem."""
+    first_line = marker_line + 1
+    if format_name.lower() in ("", "yaml"):
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            problem = getattr(error, "problem", None) or str(error)
+            raise HandlerFormatError(filename, first_line + (mark.line if mark else 0),
+                                     f"invalid YAML metadata: {problem}") from None
+    if format_name.lower() == "json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise HandlerFormatError(filename, first_line + error.lineno - 1,
+                                     f"invalid JSON metadata: {error.msg}") from None
+    raise HandlerFormatError(filename, marker_line, f"unknown metadata format {format_name!r} "
+                             f"after '**' (use '**' or '**yaml' for YAML, '**json' for JSON)")

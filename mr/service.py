@@ -1,0 +1,52 @@
+"""One mr process, assembled from the settings: its backends, its engine, and its roles.
+
+The roles are the worker (consumes invocations, runs handlers in its executor pool) and the HTTP
+front end. A distributed installation runs them in separate processes (gunicorn for the front
+end, ``mr worker`` for workers); embedded mode runs both in one process on the in-process
+backends, which only that process can see.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from mr.data import create_data_store
+from mr.engine.engine import Engine
+from mr.executor import ExecutorPool
+from mr.kv import create_kv
+from mr.queue import create_queue
+from mr.settings import Settings
+from mr.worker.worker import Worker
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_BACKENDS = {"kv_backend": "memory", "queue_backend": "memory",
+                     "data_store_url": "memory"}
+
+
+class Service:
+    def __init__(self, settings: Settings, *, worker: bool):
+        self.settings = settings
+        self.kv = create_kv(settings)
+        self.queue = create_queue(settings)
+        self.data = create_data_store(settings)
+        self.executor = (ExecutorPool(settings.executor_processes or os.cpu_count(),
+                                      default_timeout_s=settings.invocation_timeout_s)
+                         if worker else None)
+        self.engine = Engine(settings, self.kv, self.queue, self.data, self.executor)
+        self.worker = Worker(self.engine).start() if worker and settings.consume else None
+
+    @classmethod
+    def embedded(cls, settings: Settings) -> "Service":
+        """Front end, worker and backends in this one process (the executor uses every core)."""
+        return cls(settings.with_overrides(**EMBEDDED_BACKENDS), worker=True)
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        self.engine.requests.stop()
+        self.queue.close()
+        if self.executor is not None:
+            self.executor.close()
+        self.kv.close()
+        self.data.close()

@@ -1,0 +1,48 @@
+"""The Flask app factory: one app per engine, so that servers and tests each build their own."""
+from __future__ import annotations
+
+from flask import Flask, Response
+
+from mr.data import create_data_store
+from mr.engine.engine import Engine
+from mr.kv import create_kv
+from mr.queue import create_queue
+from mr.settings import Settings, SettingsError
+from mr.web import errors, health, jobs, request_status
+from mr.web.context import ENGINE_EXTENSION, fulfilled_by
+
+FULFILLED_BY_HEADER = "X-FULFILLED-BY"
+
+
+def create_app(engine: Engine) -> Flask:
+    app = Flask(__name__)
+    # Werkzeug answers 413 when a body over this is read (or announced by Content-Length).
+    app.config["MAX_CONTENT_LENGTH"] = engine.settings.max_request_bytes
+    app.extensions[ENGINE_EXTENSION] = engine
+    errors.install(app)
+    for blueprint in (jobs.blueprint, request_status.blueprint, health.blueprint):
+        app.register_blueprint(blueprint)
+    app.after_request(_name_the_answering_process)
+    return app
+
+
+def create_server_app(settings: Settings) -> Flask:
+    """The app over the backends shared with the workers, as gunicorn serves it. It runs no
+    handlers, so its engine has no executor."""
+    embedded = [variable for variable, value in (("MR_KV_BACKEND", settings.kv_backend),
+                                                 ("MR_QUEUE_BACKEND", settings.queue_backend),
+                                                 ("MR_DATA_STORE_URL", settings.data_store_url))
+                if value == "memory"]
+    if embedded:
+        raise SettingsError(
+            f"{', '.join(embedded)} name the embedded (in-process) backends, which no worker "
+            f"process can share: a front end under gunicorn needs MR_KV_BACKEND=etcd, "
+            f"MR_QUEUE_BACKEND=nsq and a MR_DATA_STORE_URL that the workers see too")
+    engine = Engine(settings, create_kv(settings), create_queue(settings),
+                    create_data_store(settings), executor=None)
+    return create_app(engine)
+
+
+def _name_the_answering_process(response: Response) -> Response:
+    response.headers[FULFILLED_BY_HEADER] = fulfilled_by()
+    return response

@@ -1,0 +1,54 @@
+"""``POST /job/<workflow>/<job>``: accept a request, then answer with its outcome (blocking, the
+default) or with where to follow it (``?blocking=false``)."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from mr.engine.engine import Engine
+from mr.models import Request
+from mr.web.context import current_engine, requester_ip
+from mr.web.parsing import parse_arguments, parse_blocking
+from mr.web.rendering import failure, request_response, result, status_url
+
+blueprint = Blueprint("jobs", __name__)
+
+
+@blueprint.post("/job/<workflow>/<job_name>")
+def submit(workflow: str, job_name: str) -> Response:
+    blocking = parse_blocking(request.args)
+    arguments = parse_arguments(request)
+    engine = current_engine()
+    accepted = engine.submit(workflow, job_name, arguments, blocking=blocking,
+                             context={"requester_ip": requester_ip()})
+    if not blocking:
+        follow_at = status_url(accepted)
+        response = request_response(accepted, {"request_id": accepted.request_id,
+                                               "status_url": follow_at}, 202)
+        response.headers["Location"] = follow_at
+        return response
+    finished = engine.wait(workflow, accepted.request_id, engine.settings.request_wait_timeout_s)
+    if finished is None:
+        return _timed_out(engine, accepted)
+    return _outcome(engine, finished)
+
+
+def _outcome(engine: Engine, finished: Request) -> Response:
+    if finished.state == "done":
+        body = {"result": result(engine, finished)}
+        engine.release(finished)  # delivered: nothing left to keep it for
+        return request_response(finished, body)
+    if finished.state == "failed":  # the job's handler failed: not a bug of the server
+        return request_response(finished, {"error": failure(finished)}, 422)
+    return request_response(finished, {"error": {
+        "type": "Cancelled", "message": f"request {finished.request_id} was cancelled",
+        "request_id": finished.request_id}}, 409)
+
+
+def _timed_out(engine: Engine, accepted: Request) -> Response:
+    """The wait is over, the request is not: the client may follow it at its status URL."""
+    return request_response(accepted, {"error": {
+        "type": "Timeout",
+        "message": f"request {accepted.request_id} did not finish within "
+                   f"{engine.settings.request_wait_timeout_s:g} s; it keeps running: GET its "
+                   f"status_url for the outcome",
+        "request_id": accepted.request_id, "status_url": status_url(accepted)}}, 504)

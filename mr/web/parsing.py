@@ -1,0 +1,66 @@
+"""The input of a job POST: the ``blocking`` flag and the ``arguments`` object of the body."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Request
+from werkzeug.datastructures import MultiDict
+
+from mr.web.errors import ApiError
+
+BODY_FIELDS = ("arguments",)
+JSON_TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", int: "a number",
+                   float: "a number", bool: "a boolean", type(None): "null"}
+
+
+def parse_blocking(args: MultiDict) -> bool:
+    """``true`` (the default) or ``false``; JobX read any other value as false, we refuse it."""
+    value = args.get("blocking", "true")
+    if value.lower() not in ("true", "false"):
+        raise ApiError(400, "InvalidParameter",
+                       f"query parameter 'blocking' must be true or false, got {value!r}")
+    return value.lower() == "true"
+
+
+def parse_arguments(http_request: Request) -> dict[str, Any]:
+    """The ``arguments`` of a body ``{"arguments": {name: value, ...}}``."""
+    if not http_request.is_json:
+        raise ApiError(415, "UnsupportedMediaType",
+                       f"the body must be JSON sent as Content-Type: application/json, got "
+                       f"{http_request.mimetype or 'no Content-Type'}")
+    # Reading the body enforces MAX_CONTENT_LENGTH (413).
+    body = _load_json(http_request.get_data(cache=False))
+    if not isinstance(body, dict):
+        raise ApiError(400, "InvalidBody", f'the body must be a JSON object '
+                                           f'{{"arguments": {{...}}}}, got {_json_type(body)}')
+    unknown = sorted(set(body) - set(BODY_FIELDS))
+    if unknown:
+        raise ApiError(400, "InvalidBody", f"unknown body field(s) "
+                                           f"{', '.join(map(repr, unknown))}; the body has only "
+                                           f"'arguments'")
+    if "arguments" not in body:
+        raise ApiError(400, "InvalidBody", 'the body has no "arguments" (send {"arguments": {}} '
+                                           'for none)')
+    if not isinstance(body["arguments"], dict):
+        raise ApiError(400, "InvalidBody", f'"arguments" must be a JSON object of name -> value, '
+                                           f'got {_json_type(body["arguments"])}')
+    return body["arguments"]
+
+
+def _load_json(data: bytes) -> Any:
+    try:
+        return json.loads(data, parse_constant=_refuse_constant)
+    except ValueError as error:  # includes undecodable bytes
+        raise ApiError(400, "MalformedJSON", f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ApiError(400, "MalformedJSON", "the body is nested too deeply") from None
+
+
+def _refuse_constant(name: str) -> None:
+    """NaN and Infinity are not JSON; Python's parser accepts them unless told not to."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _json_type(value: Any) -> str:
+    return JSON_TYPE_NAMES[type(value)]

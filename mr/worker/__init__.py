@@ -1,0 +1,1 @@
+"""The worker: consumes the invocation topics of its workflows and capabilities."""

@@ -1,0 +1,84 @@
+"""A running mr in one process, in each mode: the engine, a worker and its executor pool.
+
+``embedded``: the in-process KV, queue and data store. ``distributed``: the session's real etcd
+and nsqd and a data directory. Every test gets its own workflow name and KV prefix.
+"""
+import uuid
+
+import pytest
+
+from mr.data.fsspec_store import FsspecDataStore
+from mr.data.memory import MemoryDataStore
+from mr.engine.engine import Engine
+from mr.executor import ExecutorPool
+from mr.kv.memory import MemoryKV
+from mr.models import EntityStore, Handler, Job, Step, Workflow
+from mr.queue.memory import MemoryQueue
+from mr.queue.nsq import NsqQueue
+from mr.settings import Settings
+from mr.worker.worker import Worker
+from tests.conftest import TEST_MESSAGE_TIMEOUT_S, etcd_client
+
+ARGUMENT_NAMES = {"mapper": "arguments", "combiner": "results", "reducer": "results"}
+
+
+@pytest.fixture(scope="session")
+def executor():
+    pool = ExecutorPool(size=2, default_timeout_s=30)
+    yield pool
+    pool.close()
+
+
+class Cluster:
+    """An engine with a worker, and helpers to define handlers, steps and jobs."""
+
+    def __init__(self, engine: Engine, worker: Worker):
+        self.engine = engine
+        self.worker = worker
+        self.workflow = engine.settings.workflow_names[0]
+        self.store = EntityStore(engine.kv, engine.settings.kv_prefix)
+        self.store.create(Workflow(name=self.workflow, description="test workflow"))
+
+    def handler(self, name: str, handler_type: str, body: str, capability: str = "general"):
+        self.store.create(Handler(
+            workflow=self.workflow, name=name, description=name, handler_type=handler_type,
+            argument_spec=[[ARGUMENT_NAMES[handler_type], "list"]], source_type="python",
+            source_code=body, required_capability=capability))
+
+    def step(self, name: str, mapper: str, reducer: str, combiner: str | None = None):
+        self.store.create(Step(workflow=self.workflow, name=name, description=name,
+                               map_handler_name=mapper, combine_handler_name=combiner,
+                               reduce_handler_name=reducer))
+
+    def job(self, name: str, step: str):
+        self.store.create(Job(workflow=self.workflow, name=name, description=name,
+                              initial_step_name=step))
+
+    def run(self, job: str, arguments: dict, timeout_s: float = 30):
+        """Submit a blocking request and wait for it; the finished request."""
+        request = self.engine.submit(self.workflow, job, arguments, blocking=True)
+        finished = self.engine.wait(self.workflow, request.request_id, timeout_s)
+        assert finished is not None, f"request {request.request_id} did not finish in time"
+        return finished
+
+
+@pytest.fixture(params=["embedded", "distributed"])
+def cluster(request, executor, tmp_path):
+    workflow = f"w{uuid.uuid4().hex[:12]}"
+    settings = Settings.load({}).with_overrides(
+        workflow_names=(workflow,), kv_prefix=f"/test-{uuid.uuid4().hex[:12]}",
+        message_timeout_s=TEST_MESSAGE_TIMEOUT_S, invocation_timeout_s=10.0)
+    if request.param == "embedded":
+        kv, queue, data = (MemoryKV(), MemoryQueue(message_timeout_s=TEST_MESSAGE_TIMEOUT_S),
+                           MemoryDataStore())
+    else:
+        kv = etcd_client(request.getfixturevalue("etcd_server"))
+        queue = NsqQueue([request.getfixturevalue("nsqd_server").addresses["tcp"]])
+        data = FsspecDataStore(str(tmp_path / "data"))
+    engine = Engine(settings, kv, queue, data, executor)
+    worker = Worker(engine).start()
+    yield Cluster(engine, worker)
+    worker.stop(timeout=2)
+    engine.requests.stop()
+    queue.close()
+    kv.close()

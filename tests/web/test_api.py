@@ -1,0 +1,266 @@
+"""The HTTP API over a real engine: status codes, bodies and headers of every answer."""
+import logging
+import os
+import socket
+
+import gevent
+import pytest
+
+from mr.devservers import free_port
+from mr.models import Request
+from mr.queue.nsq import NsqQueue
+from mr.web.app import create_app
+
+JSON = {"Content-Type": "application/json"}
+
+
+def post_job(client, path="/job/w/j", body=b'{"arguments": {"a": 1}}', query="",
+             headers=JSON, **options):
+    return client.post(f"{path}{query}", data=body, headers=headers, **options)
+
+
+def assert_error(response, status, error_type, *fragments):
+    """A JSON error body, never HTML, naming what went wrong."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    error = response.get_json()["error"]
+    assert error["type"] == error_type
+    for fragment in fragments:
+        assert fragment in error["message"]
+    return error
+
+
+# Client errors: always 4xx with a JSON body
+
+def test_unknown_workflow_is_404(client):
+    assert_error(post_job(client, "/job/nope/j"), 404, "NotFound", "'nope'", "not served")
+
+
+def test_unknown_job_is_404(client):
+    assert_error(post_job(client, "/job/w/nojob"), 404, "NotFound", "'nojob'")
+
+
+@pytest.mark.parametrize("body, fragment", [
+    (b'{"arguments": ', "not valid JSON"),
+    (b"", "not valid JSON"),
+    (b"\xff\xfe\x00", "not valid JSON"),
+    (b'{"arguments": {"a": NaN}}', "NaN is not a JSON value"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+], ids=["truncated", "empty", "undecodable", "nan", "deep"])
+def test_malformed_json_is_400(client, body, fragment):
+    assert_error(post_job(client, body=body), 400, "MalformedJSON", fragment)
+
+
+@pytest.mark.parametrize("body, fragment", [
+    (b'[1, 2]', "must be a JSON object"),
+    (b'"arguments"', "got a string"),
+    (b'{}', 'has no "arguments"'),
+    (b'{"argument": {}}', "unknown body field(s) 'argument'"),
+    (b'{"arguments": [["a", 1]]}', '"arguments" must be a JSON object of name -> value, got an '
+                                   'array'),
+    (b'{"arguments": null}', "got null"),
+])
+def test_invalid_body_is_400(client, body, fragment):
+    assert_error(post_job(client, body=body), 400, "InvalidBody", fragment)
+
+
+def test_arguments_msgpack_cannot_hold_are_400(client):
+    assert_error(post_job(client, body=b'{"arguments": {"big": 100000000000000000000000}}'), 400,
+                 "ValidationError", "the arguments cannot be stored", "does not fit in 64 bits")
+
+
+@pytest.mark.parametrize("headers, named", [
+    ({"Content-Type": "text/plain"}, "got text/plain"),
+    ({}, "got no Content-Type"),
+])
+def test_body_that_is_not_json_is_415(client, headers, named):
+    assert_error(post_job(client, headers=headers), 415, "UnsupportedMediaType",
+                 "application/json", named)
+
+
+def test_body_over_max_request_bytes_is_413(make_engine):
+    client = create_app(make_engine(max_request_bytes=1024)).test_client()
+    small = b'{"arguments": {"a": "' + b"x" * 900 + b'"}}'
+    assert post_job(client, body=small, query="?blocking=false").status_code == 202
+    large = b'{"arguments": {"a": "' + b"x" * 1100 + b'"}}'
+    assert_error(post_job(client, body=large), 413, "RequestEntityTooLarge")
+
+
+def test_wrong_method_is_405_with_allow(client):
+    response = client.get("/job/w/j")
+    assert_error(response, 405, "MethodNotAllowed")
+    assert "POST" in response.headers["Allow"]
+
+
+def test_unknown_route_is_404(client):
+    assert_error(client.get("/jobs"), 404, "NotFound")
+
+
+@pytest.mark.parametrize("value", ["1", "yes", ""])
+def test_blocking_must_be_true_or_false(client, value):
+    assert_error(post_job(client, query=f"?blocking={value}"), 400, "InvalidParameter",
+                 "'blocking' must be true or false", repr(value))
+
+
+def test_unknown_request_is_404(client):
+    assert_error(client.get(f"/request/w/{'a' * 32}"), 404, "NotFound", "a" * 32)
+    assert_error(client.delete(f"/request/w/{'a' * 32}"), 404, "NotFound")
+
+
+def test_malformed_request_id_is_400(client):
+    assert_error(client.get("/request/w/not-an-id"), 400, "ValidationError", "not-an-id")
+
+
+# Accepted requests
+
+def submit_non_blocking(client, **options):
+    response = post_job(client, query="?blocking=false", **options)
+    assert response.status_code == 202, response.get_json()
+    return response
+
+
+def test_non_blocking_is_202_with_where_to_follow(client):
+    response = submit_non_blocking(client)
+    request_id = response.get_json()["request_id"]
+    status_url = f"/request/w/{request_id}"
+    assert response.get_json() == {"request_id": request_id, "status_url": status_url}
+    assert response.headers["Location"] == status_url
+    assert response.headers["X-MR-REQUEST-ID"] == request_id
+
+    status = client.get(status_url)
+    assert status.status_code == 200
+    assert status.headers["X-MR-REQUEST-ID"] == request_id
+    described = status.get_json()
+    assert described["state"] == "running"
+    assert {key: described[key] for key in ("request_id", "workflow", "job", "blocking",
+                                            "finished_at")} == {
+        "request_id": request_id, "workflow": "w", "job": "j", "blocking": False,
+        "finished_at": None}
+    assert described["created_at"] > 0
+    assert "result" not in described and "error" not in described
+
+
+def test_delete_cancels(client):
+    request_id = submit_non_blocking(client).get_json()["request_id"]
+    cancelled = client.delete(f"/request/w/{request_id}")
+    assert cancelled.status_code == 200
+    assert cancelled.get_json()["state"] == "cancelled"
+    again = client.get(f"/request/w/{request_id}").get_json()
+    assert again["state"] == "cancelled" and again["finished_at"] >= again["created_at"]
+
+
+def test_blocking_past_the_deadline_is_504_and_keeps_running(make_engine):
+    client = create_app(make_engine(request_wait_timeout_s=0.2)).test_client()
+    response = post_job(client)
+    error = assert_error(response, 504, "Timeout", "0.2 s", "keeps running")
+    request_id = response.headers["X-MR-REQUEST-ID"]
+    assert error["request_id"] == request_id
+    assert error["status_url"] == f"/request/w/{request_id}"
+    assert client.get(error["status_url"]).get_json()["state"] == "running"
+
+
+def wait_for_request(engine):
+    """The one request of workflow ``w``, once the engine has recorded it."""
+    with gevent.Timeout(5):
+        while not (requests := engine.store.list(Request, "w")):
+            gevent.sleep(0.01)
+    return requests[0]
+
+
+def test_blocking_request_cancelled_while_waiting_is_409(engine, client):
+    waiting = gevent.spawn(post_job, client)
+    request = wait_for_request(engine)
+    engine.cancel("w", request.request_id)
+    response = waiting.get(timeout=5)
+    error = assert_error(response, 409, "Cancelled", request.request_id)
+    assert error["request_id"] == request.request_id == response.headers["X-MR-REQUEST-ID"]
+
+
+def test_blocking_done_is_200_with_the_result_and_releases_it(make_engine):
+    client = create_app(make_engine(with_worker=True)).test_client()
+    response = post_job(client, body=b'{"arguments": {"a": 1, "b": 2}}')
+    assert response.status_code == 200, response.get_json()
+    assert sorted(response.get_json()["result"]["pairs"]) == [["a", 1], ["b", 2]]
+    request_id = response.headers["X-MR-REQUEST-ID"]
+    assert response.headers["X-FULFILLED-BY"] == f"{socket.gethostname()}/{os.getpid()}"
+    assert_error(client.get(f"/request/w/{request_id}"), 404, "NotFound")
+
+
+def test_non_blocking_done_is_fetched_with_its_result(make_engine):
+    client = create_app(make_engine(with_worker=True)).test_client()
+    status_url = submit_non_blocking(client).get_json()["status_url"]
+    with gevent.Timeout(30):
+        while (described := client.get(status_url).get_json())["state"] == "running":
+            gevent.sleep(0.05)
+    assert described["state"] == "done"
+    assert described["result"] == {"pairs": [["a", 1]]}
+    assert described["finished_at"] >= described["created_at"]
+
+
+def test_failed_handler_is_422_naming_the_failure(make_engine):
+    client = create_app(make_engine(with_worker=True)).test_client()
+    response = post_job(client, "/job/w/fails")
+    error = assert_error(response, 422, "ValueError", "no good")
+    request_id = response.headers["X-MR-REQUEST-ID"]
+    assert error["request_id"] == request_id
+    assert error["handler"] == "boom"
+    assert error["failed_invocation_id"]
+    assert "ValueError: no good" in error["traceback"]
+    assert error["stdout"] == "about to fail\n"
+    assert set(error) == {"type", "message", "kind", "handler", "traceback", "stdout",
+                          "stderr", "failed_invocation_id", "request_id"}
+    described = client.get(f"/request/w/{request_id}").get_json()
+    assert described["state"] == "failed" and described["error"] == error
+
+
+# The requester's address
+
+@pytest.mark.parametrize("setting, headers, recorded", [
+    ("X-Forwarded-For", {}, "127.0.0.1"),
+    ("X-Forwarded-For", {"X-Forwarded-For": "203.0.113.7"}, "203.0.113.7"),
+    ("X-Forwarded-For", {"X-Forwarded-For": "203.0.113.7, 10.0.0.1"}, "203.0.113.7"),
+    ("HTTP_X_FORWARDED_FOR", {"X-Forwarded-For": "203.0.113.7"}, "203.0.113.7"),
+    ("X-Real-IP", {"X-Real-IP": "198.51.100.2", "X-Forwarded-For": "203.0.113.7"},
+     "198.51.100.2"),
+], ids=["absent", "present", "list", "jobx-environ-key", "other-header"])
+def test_requester_ip_is_recorded_in_context(make_engine, setting, headers, recorded):
+    engine = make_engine(remote_addr_header=setting)
+    client = create_app(engine).test_client()
+    response = submit_non_blocking(client, headers={**JSON, **headers})
+    request_id = response.get_json()["request_id"]
+    assert engine.get_request("w", request_id).context == {"requester_ip": recorded}
+    assert client.get(f"/request/w/{request_id}").get_json()["context"] == {
+        "requester_ip": recorded}
+
+
+# Health, and the answers that are not the client's fault
+
+def test_health(client):
+    response = client.get("/health")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+    assert response.headers["X-FULFILLED-BY"] == f"{socket.gethostname()}/{os.getpid()}"
+
+
+def test_unreachable_queue_is_503(make_engine):
+    engine = make_engine()
+    engine.queue = NsqQueue([f"127.0.0.1:{free_port()}"], publish_timeout_s=0.5)
+    try:
+        assert_error(post_job(create_app(engine).test_client()), 503, "ServiceUnavailable",
+                     "could not be queued")
+    finally:
+        engine.queue.close()
+
+
+def test_unexpected_error_is_a_logged_500_with_an_incident_id(engine, client, monkeypatch,
+                                                                caplog):
+    def broken(workflow, request_id):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(engine, "get_request", broken)
+    with caplog.at_level(logging.ERROR, logger="mr.web.errors"):
+        response = client.get(f"/request/w/{'a' * 32}")
+    error = assert_error(response, 500, "InternalError", f"GET /request/w/{'a' * 32}",
+                         "a bug in mr")
+    assert error["incident_id"] in error["message"]
+    (record,) = caplog.records
+    assert error["incident_id"] in record.getMessage()
+    assert "RuntimeError: a bug" in caplog.text
