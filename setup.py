@@ -26,6 +26,7 @@ setup(
         "console_scripts": [
             "mr = mr.cli.main:main",
             "mr_start_gunicorn_dev = mr.web.gunicorn_dev:main",
+            "mr_kv_workflow_create = mr.cli.workflows:mr_kv_workflow_create",
         ],
     },
 )

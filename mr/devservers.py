@@ -22,6 +22,8 @@ from pathlib import Path
 
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
+#: A process without a health URL counts as started once it has stayed up this long.
+STAY_UP_S = 1.0
 LOOPBACK = "127.0.0.1"
 
 
@@ -66,9 +68,12 @@ class ServerProcess:
     argv: list[str]
     data_dir: Path
     addresses: dict[str, str]
-    health_url: str
+    #: Polled until it answers 200; None: ready once it has stayed up for a moment.
+    health_url: str | None
     pid: int = 0
     tie_to_parent: bool = False
+    #: Environment variables added to this process's environment.
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def pid_file(self) -> Path:
@@ -83,7 +88,7 @@ class ServerProcess:
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True, env={**os.environ, **self.env},
                 preexec_fn=_die_with_parent if self.tie_to_parent else None)
         self.pid = process.pid
         self._process = process
@@ -94,11 +99,17 @@ class ServerProcess:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
+        started = time.monotonic()
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 self._forget()
                 raise ServerError(f"{self.name} exited with {self._process.returncode} at start; "
                                   f"log {self.log_file}:\n{self._log_tail()}")
+            if self.health_url is None:
+                if time.monotonic() - started >= STAY_UP_S:
+                    return
+                time.sleep(0.05)
+                continue
             try:
                 with urllib.request.urlopen(self.health_url, timeout=1) as response:
                     if response.status == 200:
@@ -183,10 +194,13 @@ def running_from(data_dir: Path) -> dict[Path, dict]:
     return running
 
 
-def stop_from_pid_files(data_dir: Path) -> list[str]:
-    """Stop every server whose pid file is in ``data_dir``; returns what was stopped."""
+def stop_from_pid_files(data_dir: Path, exclude: set[str] = frozenset()) -> list[str]:
+    """Stop every process whose pid file is in ``data_dir`` (but those named in ``exclude``);
+    returns what was stopped."""
     stopped = []
     for pid_file, record in running_from(data_dir).items():
+        if pid_file.stem in exclude:
+            continue
         _signal_and_wait(record["pid"], record["argv"][0], signal.SIGTERM, STOP_TIMEOUT_S)
         pid_file.unlink(missing_ok=True)
         stopped.append(f"{pid_file.stem} (pid {record['pid']})")

@@ -6,14 +6,20 @@ and exit status 2, never a traceback.
 """
 from __future__ import annotations
 
-import argparse
-import sys
+# Every mr process is a gevent process: the standard library is patched before anything else
+# imports it, so that sockets, locks and sleeps cooperate instead of blocking the event loop.
+from gevent import monkey
 
-from mr.cli import processes, servers, settings_command
-from mr.cli.errors import UserError
-from mr.settings import SettingsError
+monkey.patch_all()
 
-COMMANDS = (settings_command, servers, processes)
+import argparse  # noqa: E402
+import sys  # noqa: E402
+
+from mr.cli import cluster, demo, processes, servers, settings_command, workflows  # noqa: E402
+from mr.cli.errors import UserError  # noqa: E402
+from mr.settings import SettingsError  # noqa: E402
+
+COMMANDS = (settings_command, servers, workflows, processes, cluster, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import gevent
 import urllib3
-from urllib3.exceptions import HTTPError, NewConnectionError
+from urllib3.exceptions import HTTPError, NewConnectionError, ReadTimeoutError
 
 from mr.kv.base import (KV, CompactedError, Compare, Delete, DeleteResult, Get, KeyValue, KVError,
                         LeaseNotFoundError, Operation, Put, PutResult, QueuedWatch, RangeResult,
@@ -103,6 +103,9 @@ class _EtcdWatch(QueuedWatch):
             except CompactedError as error:
                 self.push(error)
                 return
+            except ReadTimeoutError:
+                log.debug("watch stream silent for %.0f s; reopening from revision %d",
+                          WATCH_IDLE_TIMEOUT_S, self._next_revision)
             except (HTTPError, OSError, ValueError, KVError) as error:
                 if self._cancelled:
                     return

@@ -16,3 +16,7 @@ def main() -> None:
     """Extra command-line arguments go to gunicorn, e.g. ``-b 0.0.0.0:8080``."""
     command = [sys.executable, "-m", "gunicorn", "--config", CONFIG, *sys.argv[1:], APP]
     os.execv(sys.executable, command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""``mr cluster``: a whole distributed mr on this machine, for development and tests.
+
+``start`` runs etcd, nsqlookupd and nsqd, loads workflow definitions into etcd, then starts N
+``mr worker`` processes and the gunicorn front end, each in the background with its log and pid
+file in the data directory; the bulk data goes to a directory there, shared by all of them.
+``stop`` stops exactly the processes recorded there, front end and workers first.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+from mr import devservers
+from mr.cli.errors import UserError
+from mr.handlers.load import (WorkflowDefinition, WorkflowDefinitionError, load_workflow,
+                              read_definition)
+from mr.kv.etcd import EtcdKV
+from mr.models import EntityStore
+from mr.settings import Settings
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("cluster", help="run a local distributed mr: servers, "
+                                                   "workers and the gunicorn front end")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    start = verbs.add_parser("start", help="start everything in the background")
+    start.add_argument("definitions", nargs="*", type=Path, metavar="DIR",
+                       help="workflow definition directories to load")
+    start.add_argument("--data-dir", type=Path, default=Path(".cluster"),
+                       help="where logs, pid files and data go (default: .cluster)")
+    start.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    start.add_argument("--port", type=int, default=0,
+                       help="front end port (default: a free one)")
+    start.set_defaults(run=run_start)
+    stop = verbs.add_parser("stop", help="stop what start started")
+    stop.add_argument("--data-dir", type=Path, default=Path(".cluster"))
+    stop.set_defaults(run=run_stop)
+
+
+@dataclasses.dataclass
+class LocalCluster:
+    """What ``start_cluster`` started: the processes, the front end's URL, and the settings
+    (environment variables) that point mr at this cluster."""
+    processes: list[devservers.ServerProcess]
+    url: str
+    env: dict[str, str]
+
+    def process(self, name: str) -> devservers.ServerProcess:
+        return next(process for process in self.processes if process.name == name)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):  # front end and workers before the servers
+            process.stop()
+
+
+def start_cluster(data_dir: Path, definitions: list[WorkflowDefinition], workers: int,
+                  port: int = 0, extra_env: dict[str, str] | None = None,
+                  tie_to_parent: bool = False) -> LocalCluster:
+    settings = Settings.load(extra_env and {**os.environ, **extra_env})
+    cluster = LocalCluster([], "", {})
+
+    def started(process: devservers.ServerProcess) -> devservers.ServerProcess:
+        process.tie_to_parent = tie_to_parent
+        cluster.processes.append(process.start())
+        return process
+
+    try:
+        etcd = started(devservers.etcd(data_dir))
+        nsqd = started(devservers.nsqd(data_dir, msg_timeout_s=settings.message_timeout_s))
+        host, etcd_port = etcd.addresses["client"].rsplit("/", 1)[-1].split(":")
+        http_port = port or devservers.free_port()
+        cluster.url = f"http://{devservers.LOOPBACK}:{http_port}"
+        cluster.env = {
+            **(extra_env or {}),
+            "MR_KV_BACKEND": "etcd", "MR_ETCD_HOST": host, "MR_ETCD_PORT": etcd_port,
+            "MR_QUEUE_BACKEND": "nsq", "MR_NSQD_HOSTS": nsqd.addresses["tcp"],
+            "MR_DATA_STORE_URL": str(data_dir / "data"),
+            "MR_WORKFLOW_NAMES": ",".join(dict.fromkeys(
+                [*(definition.name for definition in definitions), *settings.workflow_names])),
+            "MR_HTTP_HOST": devservers.LOOPBACK, "MR_HTTP_PORT": str(http_port)}
+        with EtcdKV(host, int(etcd_port)) as kv:
+            store = EntityStore(kv, settings.kv_prefix)
+            for definition in definitions:
+                load_workflow(store, definition)
+        for number in range(1, workers + 1):
+            started(_mr_process(f"worker-{number}", ["mr.cli.main", "worker"], data_dir,
+                                cluster.env))
+        started(_mr_process("frontend", ["mr.web.gunicorn_dev"], data_dir, cluster.env,
+                            f"{cluster.url}/health"))
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def _mr_process(name: str, module_arguments: list[str], data_dir: Path, env: dict,
+                health_url: str | None = None) -> devservers.ServerProcess:
+    return devservers.ServerProcess(name, [sys.executable, "-m", *module_arguments], data_dir,
+                                    {}, health_url, env=env)
+
+
+def run_start(arguments) -> int:
+    data_dir: Path = arguments.data_dir.resolve()
+    if devservers.running_from(data_dir):
+        raise UserError(f"a cluster is already running from {data_dir}; "
+                        f"stop it with: mr cluster stop --data-dir {data_dir}")
+    try:
+        definitions = [read_definition(path) for path in arguments.definitions]
+        cluster = start_cluster(data_dir, definitions, arguments.workers, arguments.port)
+    except (WorkflowDefinitionError, devservers.ServerError) as error:
+        raise UserError(str(error)) from None
+    for process in cluster.processes:
+        print(process.describe())
+    print(f"\nmr is serving {cluster.env['MR_WORKFLOW_NAMES']} at {cluster.url}")
+    print("Settings for mr commands against this cluster:")
+    print("export " + " ".join(f"{name}={value}" for name, value in cluster.env.items()))
+    return 0
+
+
+def run_stop(arguments) -> int:
+    data_dir = arguments.data_dir.resolve()
+    running = devservers.running_from(data_dir)
+    if not running:
+        raise UserError(f"no cluster is running from {data_dir}")
+    # The front end and the workers first, so that none of them sees its servers vanish.
+    servers = {"etcd", "nsqd", "nsqlookupd"}
+    stopped = (devservers.stop_from_pid_files(data_dir, exclude=servers)
+               + devservers.stop_from_pid_files(data_dir))
+    print("stopped " + ", ".join(stopped))
+    return 0

@@ -1,0 +1,73 @@
+"""A local distributed mr — etcd, nsqd, two ``mr worker`` processes and the gunicorn front end —
+under faults, driven over HTTP as a client would."""
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mr.cli.cluster import start_cluster
+from mr.handlers.load import read_definition
+
+FAULTS = Path(__file__).parent / "faults"
+MESSAGE_TIMEOUT_S = 2
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    local = start_cluster(tmp_path_factory.mktemp("cluster"), [read_definition(FAULTS)],
+                          workers=2, tie_to_parent=True,
+                          extra_env={"MR_MESSAGE_TIMEOUT_S": str(MESSAGE_TIMEOUT_S),
+                                     "MR_EXECUTOR_PROCESSES": "2"})
+    yield local
+    local.stop()
+
+
+def call(url: str, body: dict | None = None, timeout: float = 60) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def test_a_raising_handler_answers_the_blocking_client_within_a_second(cluster):
+    started = time.monotonic()
+    status, body = call(f"{cluster.url}/job/faults/explode", {"arguments": {"a": 1, "b": 2}})
+    elapsed = time.monotonic() - started
+    assert status == 422
+    error = body["error"]
+    assert (error["type"], error["message"]) == ("RuntimeError", "boom: 2 keys")
+    assert error["stdout"] == "exploding now\n" and error["handler"] == "explode"
+    assert error["failed_invocation_id"] and "explode" in error["traceback"]
+    assert elapsed < 1.0, f"the error took {elapsed:.2f} s"
+
+
+def test_a_worker_killed_mid_request_loses_nothing(cluster):
+    status, accepted = call(f"{cluster.url}/job/faults/many?blocking=false",
+                            {"arguments": {"n": 200}})
+    assert status == 202
+    time.sleep(0.8)  # 200 children of 50 ms on 2 workers x 2 executors: about 2.5 s of work
+    victim = cluster.process("worker-1")
+    victim.kill()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status, state = call(cluster.url + accepted["status_url"])
+            if state["state"] != "running":
+                break
+            time.sleep(0.2)
+        assert state["state"] == "done", state
+        assert dict(state["result"]["pairs"]) == {"count": 200, "sum": sum(range(200))}
+    finally:
+        victim.start()
+
+
+def test_the_cluster_serves_again_after_the_kill(cluster):
+    status, body = call(f"{cluster.url}/job/faults/many", {"arguments": {"n": 10}})
+    assert status == 200
+    assert dict(body["result"]["pairs"]) == {"count": 10, "sum": 45}
