@@ -166,6 +166,9 @@ class Settings:
     failure_retention_s: float = _setting(
         6 * 3600.0, "MR_FAILURE_RETENTION_S", _parse_non_negative_float,
         "How long a failed request is kept, with its error and run state, for inspection.")
+    log_level: str = _setting(
+        "info", "MR_LOG_LEVEL", _choice("debug", "info", "warning", "error"),
+        "Least severe log messages that mr's long-running processes write to stderr.")
     http_host: str = _setting(
         "127.0.0.1", "MR_HTTP_HOST", str,
         "Address the HTTP front end listens on (``mr run``, and gunicorn's dev config).")

@@ -3,6 +3,7 @@ documentation through its HTTP API, prints the most frequent, and stops it again
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -34,7 +35,8 @@ def run(arguments) -> int:
         raise UserError(f"{arguments.checkout} is not an mr checkout (no handlers/wordcount or "
                         f"docs/); pass --checkout")
     server = subprocess.Popen([sys.executable, "-m", "mr.cli.main", "run", str(definition),
-                               "--port", "0"], stdout=subprocess.PIPE, text=True)
+                               "--port", "0"], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "MR_LOG_LEVEL": "warning"})
     try:
         address = _wait_for_address(server)
         print(f"mr started in embedded mode at {address}")

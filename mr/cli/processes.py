@@ -34,8 +34,8 @@ def register(subparsers) -> None:
     embedded.set_defaults(run=run_embedded)
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
@@ -47,8 +47,9 @@ def _wait_for_signal() -> None:
 
 
 def run_worker(arguments) -> int:
-    _configure_logging()
-    service = Service(Settings.load(), worker=True)
+    settings = Settings.load()
+    _configure_logging(settings)
+    service = Service(settings, worker=True)
     print(f"worker serving {', '.join(service.settings.workflow_names)}", flush=True)
     try:
         _wait_for_signal()
@@ -60,8 +61,8 @@ def run_worker(arguments) -> int:
 def run_embedded(arguments) -> int:
     from mr.web.app import create_app
 
-    _configure_logging()
     settings = Settings.load()
+    _configure_logging(settings)
     try:
         definitions = [read_definition(path) for path in arguments.definitions]
     except WorkflowDefinitionError as error:
