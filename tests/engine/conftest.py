@@ -82,3 +82,20 @@ def cluster(request, executor, tmp_path):
     engine.requests.stop()
     queue.close()
     kv.close()
+
+
+@pytest.fixture
+def second_worker(cluster, executor):
+    """Start another worker of the cluster's engine with other capabilities."""
+    started = []
+
+    def start(capabilities: tuple[str, ...]) -> Worker:
+        engine = cluster.engine
+        settings = engine.settings.with_overrides(system_capabilities=capabilities)
+        other = Engine(settings, engine.kv, engine.queue, engine.data, executor)
+        started.append(other)
+        return Worker(other).start()
+
+    yield start
+    for engine in started:
+        engine.requests.stop()

@@ -1,0 +1,12 @@
+"""
+Sums the values of each key (a key with one value: yields that pair as it came).
+
+**
+argument_spec:
+    - {name: results, type: list}
+handler_type: reducer
+required_capability: none
+"""
+
+for key, values in results:
+    yield (key, sum(values))
