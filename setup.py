@@ -27,6 +27,7 @@ setup(
             "mr = mr.cli.main:main",
             "mr_start_gunicorn_dev = mr.web.gunicorn_dev:main",
             "mr_kv_workflow_create = mr.cli.workflows:mr_kv_workflow_create",
+            "mr_kv_handler_store = mr.cli.handlers_command:mr_kv_handler_store",
         ],
     },
 )

@@ -15,11 +15,12 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import sys  # noqa: E402
 
-from mr.cli import cluster, demo, processes, servers, settings_command, workflows  # noqa: E402
+from mr.cli import (cluster, demo, handlers_command, processes, servers,  # noqa: E402
+                    settings_command, workflows)
 from mr.cli.errors import UserError  # noqa: E402
 from mr.settings import SettingsError  # noqa: E402
 
-COMMANDS = (settings_command, servers, workflows, processes, cluster, demo)
+COMMANDS = (settings_command, servers, workflows, handlers_command, processes, cluster, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

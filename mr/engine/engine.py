@@ -24,6 +24,7 @@ Delivery is at least once, so every effect is made idempotent (see ``docs/engine
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import time
@@ -41,7 +42,7 @@ from mr.engine.tracker import TERMINAL_STATES, RequestTracker
 from mr.executor import ExecutorPool, Task
 from mr.kv.base import KV, Compare, Delete, Get, KVError, Put
 from mr.models import (EntityStore, Handler, Invocation, Job, NotFoundError, Request, Step,
-                       ValidationError, Workflow)
+                       ValidationError)
 from mr.models.base import new_id
 from mr.models.keys import Keys
 from mr.models.names import topic_name
@@ -55,6 +56,15 @@ INLINE_PAIR_LIMIT_BYTES = 64 * 1024
 #: Messages per multi-publish, and their total size, kept under nsqd's default body limit.
 PUBLISH_BATCH_COUNT = 1000
 PUBLISH_BATCH_BYTES = 4 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Definitions:
+    """A workflow's definitions as a request pins them, at the marker revision they were read."""
+    revision: int
+    jobs: dict[str, str]  # job -> initial step
+    steps: dict[str, list]  # step -> [map, combine or None, reduce]
+    versions: dict[str, str]  # handler -> version
 
 
 def child_id(parent_id: str, position: int) -> str:
@@ -74,6 +84,7 @@ class Engine:
         self.store = EntityStore(kv, settings.kv_prefix)
         self.requests = RequestTracker(kv, self.keys)
         self._code_cache: dict[tuple[str, str], dict] = {}
+        self._definitions_cache: dict[str, Definitions] = {}
         for workflow in settings.workflow_names:
             self.requests.start(workflow)
 
@@ -84,12 +95,10 @@ class Engine:
         """Accept a request: pin the workflow's steps and handler versions, store the
         arguments, record the request and enqueue its root invocation."""
         self._check_served(workflow)
-        self.store.get(Workflow, workflow)
-        job = self.store.get(Job, workflow, job_name)
-        steps = {step.name: [step.map_handler_name, step.combine_handler_name,
-                             step.reduce_handler_name] for step in self.store.list(Step, workflow)}
-        versions = {handler.name: handler.version
-                    for handler in self.store.list(Handler, workflow)}
+        definitions = self._definitions(workflow)
+        initial_step = definitions.jobs.get(job_name)
+        if initial_step is None:
+            raise NotFoundError(f"job {job_name!r} of workflow {workflow!r} does not exist")
         request_id, root_id = new_id(), new_id()
         try:
             arguments_ref = self._put_pairs(workflow, request_id, root_id, "arguments",
@@ -97,10 +106,11 @@ class Engine:
         except codec.CodecError as error:
             raise ValidationError(f"the arguments cannot be stored: {error}") from None
         request = self.store.create(Request(
-            workflow=workflow, request_id=request_id, job_name=job.name,
+            workflow=workflow, request_id=request_id, job_name=job_name,
             root_invocation_id=root_id, state="running", blocking=blocking,
-            context=context or {}, handler_versions=versions, steps=steps))
-        root = InvocationMessage(workflow, request_id, root_id, MAP, job.initial_step_name,
+            context=context or {}, handler_versions=definitions.versions,
+            steps=definitions.steps))
+        root = InvocationMessage(workflow, request_id, root_id, MAP, initial_step,
                                  data_ref=arguments_ref)
         try:
             self._publish(request, [root])
@@ -108,6 +118,32 @@ class Engine:
             self._finish(request, "failed", error=_error("QueueUnavailable", str(error)))
             raise ServiceUnavailable(f"the request could not be queued: {error}") from None
         return request
+
+    def _definitions(self, workflow: str) -> "Definitions":
+        """The workflow's jobs, steps and handler versions as they are now: one small read
+        of the definitions marker when the cached copy is current, one transaction otherwise."""
+        marker_key = self.keys.definitions(workflow)
+        marker = self.kv.get(marker_key)
+        cached = self._definitions_cache.get(workflow)
+        if cached is not None and marker is not None and cached.revision == marker.mod_revision:
+            return cached
+        snapshot = self.kv.txn([], [
+            Get(self.keys.workflow(workflow)), Get(marker_key),
+            *(Get(self.store.collection(cls, workflow), prefix=True)
+              for cls in (Job, Step, Handler))]).responses
+        if not snapshot[0].kvs:
+            raise NotFoundError(f"workflow {workflow!r} does not exist")
+        jobs, steps, handlers = ([cls.decode(kv.key.rsplit("/", 1)[1], kv.value) for kv in
+                                  listing.kvs]
+                                 for cls, listing in zip((Job, Step, Handler), snapshot[2:]))
+        definitions = Definitions(
+            revision=snapshot[1].kvs[0].mod_revision if snapshot[1].kvs else 0,
+            jobs={job.name: job.initial_step_name for job in jobs},
+            steps={step.name: [step.map_handler_name, step.combine_handler_name,
+                               step.reduce_handler_name] for step in steps},
+            versions={handler.name: handler.version for handler in handlers})
+        self._definitions_cache[workflow] = definitions
+        return definitions
 
     def _check_served(self, workflow: str) -> None:
         if workflow not in self.settings.workflow_names:

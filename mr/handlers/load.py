@@ -57,8 +57,10 @@ def read_definition(directory: Path) -> WorkflowDefinition:
     if unknown:
         raise WorkflowDefinitionError(f"{manifest_path}: unknown keys {', '.join(sorted(unknown))}")
     name = manifest.get("workflow", directory.resolve().name)
+    handlers, errors = scan_handlers(name, directory)
+    if errors:
+        raise WorkflowDefinitionError("\n".join(errors))
     try:
-        handlers = [_handler(name, directory, path) for path in _handler_files(directory)]
         steps = [Step(workflow=name, name=step, description=_get(spec, "description", ""),
                       map_handler_name=_get(spec, "mapper"),
                       combine_handler_name=_get(spec, "combiner", None),
@@ -73,22 +75,31 @@ def read_definition(directory: Path) -> WorkflowDefinition:
     return WorkflowDefinition(name, str(manifest.get("description", "")), handlers, steps, jobs)
 
 
+def scan_handlers(workflow: str, directory: Path) -> tuple[list[Handler], list[str]]:
+    """Every handler file under ``directory``, parsed and checked, and every problem found as
+    ``file:line: reason`` (all of them, not just the first)."""
+    handlers, errors = [], []
+    for path in _handler_files(Path(directory)):
+        name = "_".join(path.relative_to(directory).with_suffix("").parts)
+        try:
+            source = parse_handler_source(path.read_text(), str(path))
+            handlers.append(Handler(
+                workflow=workflow, name=name, description=source.description,
+                argument_spec=source.argument_spec, source_type="python",
+                source_code=source.source_code, handler_type=source.handler_type,
+                required_capability=source.required_capability))
+        except HandlerFormatError as error:
+            errors.append(str(error))
+        except (ModelError, ValueError) as error:
+            errors.append(f"{path}:1: {error}")
+    return handlers, errors
+
+
 def _handler_files(directory: Path) -> list[Path]:
+    """Files named ``*.py``, but none that is, or is inside, something named ``_*``."""
     return sorted(path for path in directory.rglob("*.py")
                   if not any(part.startswith("_")
                              for part in path.relative_to(directory).parts))
-
-
-def _handler(workflow: str, directory: Path, path: Path) -> Handler:
-    name = "_".join(path.relative_to(directory).with_suffix("").parts)
-    try:
-        source = parse_handler_source(path.read_text(), str(path))
-    except HandlerFormatError as error:
-        raise WorkflowDefinitionError(str(error)) from None
-    return Handler(workflow=workflow, name=name, description=source.description,
-                   argument_spec=source.argument_spec, source_type="python",
-                   source_code=source.source_code, handler_type=source.handler_type,
-                   required_capability=source.required_capability)
 
 
 def _mapping(manifest: dict, key: str) -> dict[str, dict]:

@@ -132,6 +132,9 @@ class Model:
     kind: ClassVar[str]
     key_field: ClassVar[str] = "name"
     references: ClassVar[tuple[Reference, ...]] = ()
+    #: Jobs, steps and handlers: the definitions a request is accepted with. Each write of one
+    #: also rewrites the workflow's definitions marker (Keys.definitions).
+    is_definition: ClassVar[bool] = False
     fields: ClassVar[dict[str, Field]] = {}
     #: Every concrete model, so that the store can find the referrers of an entity.
     registry: ClassVar[list[type["Model"]]] = []

@@ -45,6 +45,7 @@ class Handler(WorkflowEntity):
     and never taken from the caller (a given version must equal it)."""
 
     kind = "handler"
+    is_definition = True
 
     name = name_field()
     description = Field(str)

@@ -7,6 +7,7 @@ from mr.models.step import Step
 
 class Job(WorkflowEntity):
     kind = "job"
+    is_definition = True
     references = (Reference("initial_step_name", Step),)
 
     name = name_field()

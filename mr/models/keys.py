@@ -33,6 +33,11 @@ class Keys:
     def entity(self, kind: str, workflow: str, name: str, request_id: str | None = None) -> str:
         return self.entities(kind, workflow, request_id) + name
 
+    def definitions(self, workflow: str) -> str:
+        """``P/wf/<wf>/definitions``: rewritten with every change of a job, step or handler of
+        the workflow, so one read tells whether a cached copy of them is current."""
+        return f"{self.workflow_scope(workflow)}definitions"
+
     def handler_code(self, workflow: str, version: str) -> str:
         """``P/wf/<wf>/code/<version>``: a handler's code by content version, kept unchanged
         so that a request runs the versions it was accepted with, whatever is synced since."""

@@ -11,6 +11,7 @@ HANDLER_SLOTS = {"map_handler_name": "mapper", "combine_handler_name": "combiner
 
 class Step(WorkflowEntity):
     kind = "step"
+    is_definition = True
     references = tuple(Reference(slot, Handler, {"handler_type": handler_type})
                        for slot, handler_type in HANDLER_SLOTS.items())
 

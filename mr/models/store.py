@@ -106,22 +106,7 @@ class EntityStore:
 
     def create(self, model: Model) -> Model:
         """Store a new entity; AlreadyExistsError when its key is taken. Returns it as stored."""
-        key = self.key_of(model)
-        value = model.encode()
-
-        def attempt() -> tuple[list[Compare], list[Operation]]:
-            targets = self._check_references(model)
-            return ([*self._workflow_exists(model), Compare(key, "version", "==", 0),
-                     *_unchanged(targets)],
-                    [Put(key, value), *model.companion_writes(self.keys), *_touches(targets)])
-
-        def explain() -> None:
-            self._require_workflow(model)
-            if self.kv.get(key) is not None:
-                raise AlreadyExistsError(f"{model.label} already exists"
-                                         + _in_workflow(model))
-
-        return model.with_revision(self._write(model.label, attempt, explain))
+        return model.with_revision(self._write(model.label, *self._creating(model)))
 
     def update(self, model: Model, expected_mod_revision: int | None = None) -> Model:
         """Replace a stored entity with ``model``; returns it as stored.
@@ -129,6 +114,66 @@ class EntityStore:
         ConflictError if the entity changed since ``expected_mod_revision`` (default: the
         model's own ``mod_revision``, set when it was read); both None: overwrite.
         """
+        return model.with_revision(
+            self._write(model.label, *self._updating(model, expected_mod_revision)))
+
+    def delete(self, cls: type[Model], workflow: str, name: str | None = None, *,
+               request_id: str | None = None) -> None:
+        """Delete an entity that nothing refers to; a workflow goes with everything in it."""
+        key, label = self._locate(cls, workflow, name, request_id)
+        self._write(label, *self._deleting(cls, workflow, name, key, label))
+
+    def write_all(self, creates: list[Model] = (), updates: list[Model] = (),
+                  deletes: list[Model] = ()) -> int:
+        """Create, update and delete several entities in one transaction: all or nothing.
+
+        Each write is checked as on its own (updates against the revision their model was read
+        at); returns the revision written.
+        """
+        parts = ([self._creating(model) for model in creates]
+                 + [self._updating(model, None) for model in updates]
+                 + [self._deleting(type(model), model.workflow, model.key, self.key_of(model),
+                                   model.label) for model in deletes])
+
+        def attempt() -> tuple[list[Compare], list[Operation]]:
+            compares: list[Compare] = []
+            operations: dict[str, Operation] = {}
+            for write, _ in parts:
+                write_compares, write_operations = write()
+                compares += write_compares
+                for operation in write_operations:
+                    # Two writes naming one entity each rewrite it unchanged: keep one.
+                    operations.setdefault(f"{type(operation).__name__}:{operation.key}",
+                                          operation)
+            return compares, list(operations.values())
+
+        def explain() -> None:
+            for _, explain_one in parts:
+                explain_one()
+
+        return self._write(f"{len(parts)} writes", attempt, explain)
+
+    def _creating(self, model: Model) -> tuple[Attempt, Callable[[], None]]:
+        key = self.key_of(model)
+        value = model.encode()
+
+        def attempt() -> tuple[list[Compare], list[Operation]]:
+            targets = self._check_references(model)
+            return ([*self._workflow_exists(model), Compare(key, "version", "==", 0),
+                     *_unchanged(targets)],
+                    [Put(key, value), *model.companion_writes(self.keys),
+                     *self._definitions_marked(type(model), model), *_touches(targets)])
+
+        def explain() -> None:
+            self._require_workflow(model)
+            if self.kv.get(key) is not None:
+                raise AlreadyExistsError(f"{model.label} already exists"
+                                         + _in_workflow(model))
+
+        return attempt, explain
+
+    def _updating(self, model: Model,
+                  expected_mod_revision: int | None) -> tuple[Attempt, Callable[[], None]]:
         key = self.key_of(model)
         value = model.encode()
         expected = model.mod_revision if expected_mod_revision is None else expected_mod_revision
@@ -144,20 +189,18 @@ class EntityStore:
             targets = self._check_references(model)
             return ([Compare(key, "mod_revision", "==", current.mod_revision),
                      *_unchanged(targets)],
-                    [Put(key, value), *model.companion_writes(self.keys), *_touches(targets)])
+                    [Put(key, value), *model.companion_writes(self.keys),
+                     *self._definitions_marked(type(model), model), *_touches(targets)])
 
-        return model.with_revision(self._write(model.label, attempt))
+        return attempt, _nothing_to_explain
 
-    def delete(self, cls: type[Model], workflow: str, name: str | None = None, *,
-               request_id: str | None = None) -> None:
-        """Delete an entity that nothing refers to; a workflow goes with everything in it."""
-        key, label = self._locate(cls, workflow, name, request_id)
-
+    def _deleting(self, cls: type[Model], workflow: str, name: str | None, key: str,
+                  label: str) -> tuple[Attempt, Callable[[], None]]:
         def attempt() -> tuple[list[Compare], list[Operation]]:
             current = self.kv.get(key)
             if current is None:
                 raise NotFoundError(f"{label} does not exist")
-            operations: list[Operation] = [Delete(key)]
+            operations: list[Operation] = [Delete(key), *self._definitions_marked(cls, workflow)]
             if issubclass(cls, WorkflowEntity):
                 referrers = self._referrers(cls, workflow, name)
                 if referrers:
@@ -168,10 +211,9 @@ class EntityStore:
                 operations.append(Delete(self.keys.workflow_scope(workflow), prefix=True))
             return [Compare(key, "mod_revision", "==", current.mod_revision)], operations
 
-        self._write(label, attempt)
+        return attempt, _nothing_to_explain
 
-    def _write(self, label: str, attempt: Attempt,
-               explain: Callable[[], None] = lambda: None) -> int:
+    def _write(self, label: str, attempt: Attempt, explain: Callable[[], None]) -> int:
         """Run ``attempt``'s transaction until it succeeds; returns the revision it wrote.
 
         After a failed transaction ``explain`` raises the error that a compare stands for;
@@ -186,6 +228,12 @@ class EntityStore:
             explain()
         raise ConflictError(f"{label}: gave up after {MAX_ATTEMPTS} attempts: what it depends on "
                             f"kept changing")
+
+    def _definitions_marked(self, cls: type[Model], model_or_workflow) -> list[Operation]:
+        if not cls.is_definition:
+            return []
+        workflow = getattr(model_or_workflow, "workflow", model_or_workflow)
+        return [Put(self.keys.definitions(workflow), b"")]
 
     # Guards
 
@@ -234,6 +282,12 @@ class EntityStore:
         if unmet:
             raise InUseError(f"{model.label}: cannot be changed: {'; '.join(unmet)}")
 
+    def referrers(self, cls: type[Model], workflow: str,
+                  name: str) -> list[tuple[Model, Reference]]:
+        """The entities of ``workflow`` that name entity ``name`` of ``cls``, with the
+        reference through which each names it."""
+        return self._referrers(cls, workflow, name)
+
     def _referrers(self, cls: type[Model], workflow: str,
                    name: str) -> list[tuple[Model, Reference]]:
         """The entities of ``workflow`` whose reference fields name entity ``name`` of ``cls``."""
@@ -246,6 +300,10 @@ class EntityStore:
                           for reference in references
                           if getattr(referrer, reference.field) == name]
         return found
+
+
+def _nothing_to_explain() -> None:
+    """A failed compare of an update or delete means only "changed since read": try again."""
 
 
 def _checked(cls: type[Model], field: str, value: object) -> str:

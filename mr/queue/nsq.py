@@ -15,6 +15,7 @@ import gevent
 import gevent.pool
 import gnsq
 from gnsq.errors import NSQException
+from gnsq.states import RUNNING
 
 from mr.queue.base import Consumer, Message, MessageHandler, Queue, QueueError, run_handler
 
@@ -53,12 +54,27 @@ class _NsqMessage(Message):
         return self._message.has_responded()
 
 
+class _FullReadyConsumer(gnsq.Consumer):
+    """gnsq's consumer, without its two ways of shrinking a connection's RDY to 1: a new
+    connection keeps RDY 1 until its first message is finished, and a connection idle for a
+    while gives its RDY back until the next redistribution (up to 5 s later). mr holds each
+    message for the whole invocation, so either would make one long invocation, or a burst of
+    children after a pause, wait behind the others one at a time."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, low_ready_idle_timeout=float("inf"), **kwargs)
+
+    def handle_connection_success(self, conn):
+        self._connections[conn] = RUNNING
+        super().handle_connection_success(conn)
+
+
 class _NsqConsumer(Consumer):
     def __init__(self, topic, channel, handler, max_in_flight, nsqd_tcp_addresses,
                  lookupd_http_addresses):
         self._handler = handler
         self._pool = gevent.pool.Pool(max_in_flight)
-        self._consumer = gnsq.Consumer(
+        self._consumer = _FullReadyConsumer(
             topic, channel,
             nsqd_tcp_addresses=list(nsqd_tcp_addresses),
             lookupd_http_addresses=list(lookupd_http_addresses),

@@ -131,6 +131,7 @@ def test_key_layout_and_stored_value(store, kv, kv_prefix):
     assert [key for key, _value, _revision in contents(kv, kv_prefix)] == sorted([
         f"{kv_prefix}/wf/w/code/{handler('m', 'mapper').version}",
         f"{kv_prefix}/wf/w/code/{handler('r', 'reducer').version}",
+        f"{kv_prefix}/wf/w/definitions",
         f"{kv_prefix}/wf/w/handler/m", f"{kv_prefix}/wf/w/handler/r",
         f"{kv_prefix}/wf/w/job/j1", f"{kv_prefix}/wf/w/request/{ID_A}",
         f"{kv_prefix}/wf/w/run/{ID_C}/invocation/{ID_B}",
@@ -658,3 +659,21 @@ def test_sessions_do_not_show_up_as_invocations(populated, kv, kv_prefix):
     Session(kv, "w", ID_C, ID_A, kv_prefix).set("k", 1)
     assert [entity.invocation_id
             for entity in populated.list(Invocation, "w", request_id=ID_C)] == [ID_A]
+
+
+def test_every_definition_write_moves_the_workflow_definitions_marker(populated, kv, kv_prefix):
+    marker = f"{kv_prefix}/wf/w/definitions"
+
+    def revision():
+        return kv.get(marker).mod_revision
+
+    seen = [revision()]
+    populated.create(job("j9"))
+    seen.append(revision())
+    populated.update(populated.get(Job, "w", "j9").replace(description="again"))
+    seen.append(revision())
+    populated.delete(Job, "w", "j9")
+    seen.append(revision())
+    populated.create(request(ID_A))  # run state is not a definition
+    seen.append(revision())
+    assert seen[0] < seen[1] < seen[2] < seen[3] == seen[4]

@@ -96,6 +96,26 @@ def test_max_in_flight_bounds_concurrent_handlers(queue, topic):
     assert running["peak"] == 3
 
 
+def test_a_fresh_consumer_takes_others_while_its_first_message_is_held(queue, topic):
+    others_arrived = gevent.event.Event()
+
+    def hold_the_first(message):
+        if message.body == b"first":
+            assert others_arrived.wait(timeout=5), "the others waited behind the first"
+        elif len(inbox.received) == 5:
+            others_arrived.set()
+
+    inbox = Inbox(hold_the_first)
+    queue.publish(topic, b"first")
+    queue.consume(topic, CHANNEL, inbox, max_in_flight=8)
+    gevent.sleep(0.2)
+    queue.multi_publish(topic, [b"other-%d" % index for index in range(4)])
+    inbox.wait_for(5)
+    assert others_arrived.wait(timeout=5)
+    gevent.sleep(0.2)
+    assert [attempts for _, attempts, _ in inbox.received] == [1] * 5
+
+
 def test_requeue_with_delay_redelivers_later_with_more_attempts(queue, topic):
     def requeue_first_delivery(message):
         if message.attempts == 1:
