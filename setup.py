@@ -1,5 +1,18 @@
 """Packaging for mr, a distributed MapReduce service."""
+import importlib.util
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+
+def jobx_scripts() -> list[str]:
+    """JobX's script names, from the table of mr.cli.jobx (read without importing mr)."""
+    path = Path(__file__).parent / "mr" / "cli" / "jobx.py"
+    spec = importlib.util.spec_from_file_location("mr_cli_jobx", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [f"{name} = mr.cli.jobx:{name}" for name in module.SCRIPTS]
+
 
 setup(
     name="mr",
@@ -26,8 +39,8 @@ setup(
         "console_scripts": [
             "mr = mr.cli.main:main",
             "mr_start_gunicorn_dev = mr.web.gunicorn_dev:main",
-            "mr_kv_workflow_create = mr.cli.workflows:mr_kv_workflow_create",
             "mr_kv_handler_store = mr.cli.handlers_command:mr_kv_handler_store",
+            *jobx_scripts(),
         ],
     },
 )

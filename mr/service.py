@@ -8,7 +8,6 @@ backends, which only that process can see.
 from __future__ import annotations
 
 import logging
-import os
 
 from mr.data import create_data_store
 from mr.engine.engine import Engine
@@ -30,9 +29,7 @@ class Service:
         self.kv = create_kv(settings)
         self.queue = create_queue(settings)
         self.data = create_data_store(settings)
-        self.executor = (ExecutorPool(settings.executor_processes or os.cpu_count(),
-                                      default_timeout_s=settings.invocation_timeout_s)
-                         if worker else None)
+        self.executor = ExecutorPool.from_settings(settings) if worker else None
         self.engine = Engine(settings, self.kv, self.queue, self.data, self.executor)
         self.worker = Worker(self.engine).start() if worker and settings.consume else None
 

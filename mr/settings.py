@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from typing import Any, Callable, Mapping
 
@@ -30,37 +31,34 @@ def _parse_list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
-def _parse_positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError(f"expected a positive integer, got {text!r}")
-    return value
+def _number(cast: Callable[[str], Any], allow_zero: bool) -> Callable[[str], Any]:
+    """A parser of positive numbers (or >= 0, with ``allow_zero``) of type ``cast``."""
+    noun = "an integer" if cast is int else "a number"
+
+    def parse(text: str) -> Any:
+        value = cast(text)
+        if value < 0 or (value == 0 and not allow_zero):
+            raise ValueError(f"expected {noun} {'>= 0' if allow_zero else '> 0'}, got {text!r}")
+        return value
+    return parse
 
 
-def _parse_non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _parse_non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise ValueError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def _parse_positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise ValueError(f"expected a positive number, got {text!r}")
-    return value
+_parse_positive_int = _number(int, allow_zero=False)
+_parse_non_negative_int = _number(int, allow_zero=True)
+_parse_positive_float = _number(float, allow_zero=False)
+_parse_non_negative_float = _number(float, allow_zero=True)
 
 
 def _parse_non_empty(text: str) -> str:
     if not text.strip():
         raise ValueError("expected a value, got nothing")
+    return text
+
+
+def _parse_dotted_path(text: str) -> str:
+    """A ``package.module.Class`` path, or the empty string (none)."""
+    if text and not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", text):
+        raise ValueError(f"expected a dotted path such as package.module.Class, got {text!r}")
     return text
 
 
@@ -138,6 +136,17 @@ class Settings:
     executor_processes: int = _setting(
         0, "MR_EXECUTOR_PROCESSES", _parse_non_negative_int,
         "Child processes that run handler code in a worker; 0 means one per core.")
+    workflow_scope_factory_fq_class: str = _setting(
+        "", "MR_WORKFLOW_SCOPE_FACTORY_FQ_CLASS", _parse_dotted_path,
+        "Dotted path (``package.module.Class``) of the scope factory: made once per workflow in "
+        "each executor child, it gives Python handlers extra globals (clients, secrets); see "
+        "``handlers.rst``. Empty: none.")
+    fs_root_url: str = _setting(
+        "~/.local/share/mr/fs", "MR_FS_ROOT_URL", str,
+        "Root of the shared filesystem handlers use as ``FS``; each workflow's files are under "
+        "``<root>/<workflow>``, created on first use. A directory path or any fsspec URL; in "
+        "distributed mode every worker must see the same one (a shared directory or an object "
+        "store). Empty: no shared filesystem (``FS`` is None).")
     invocation_timeout_s: float = _setting(
         300.0, "MR_INVOCATION_TIMEOUT_S", _parse_positive_float,
         "A handler running longer than this is killed and its request fails.")

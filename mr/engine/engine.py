@@ -407,8 +407,11 @@ class Engine:
              inputs: list, session: dict):
         version, code = self._code(request, handler_name, invocation.invocation_id)
         outcome = self.executor.run(
-            Task(handler_name, version, code["source_code"], code["handler_type"], inputs,
-                 session), timeout_s=self.settings.invocation_timeout_s)
+            Task(workflow=request.workflow, handler_name=handler_name, handler_version=version,
+                 source_type=code["source_type"], source_code=code["source_code"],
+                 handler_type=code["handler_type"],
+                 required_capability=code["required_capability"], inputs=inputs,
+                 session=session), timeout_s=self.settings.invocation_timeout_s)
         if not outcome.ok:
             raise HandlerFailure(invocation.invocation_id, {
                 **outcome.error, "handler": handler_name, "stdout": outcome.stdout,

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from mr import codec
+from mr.fs import SharedFilesystem
 from mr.handlers.scope import MrConfigureToMap, MrConfigureToReturn
 from mr.models.names import check_name
 
@@ -35,7 +36,9 @@ class SessionAccess:
         return dict(self.values)
 
 
-def handler_globals(handler_name: str, session: SessionAccess) -> dict[str, Any]:
+def handler_globals(handler_name: str, session: SessionAccess,
+                    fs: SharedFilesystem | None) -> dict[str, Any]:
+    """mr's names for a Python handler; ``fs`` is its workflow's shared filesystem, if any."""
     return {
         "MrConfigureToMap": MrConfigureToMap,
         "MrConfigureToReturn": MrConfigureToReturn,
@@ -46,7 +49,7 @@ def handler_globals(handler_name: str, session: SessionAccess) -> dict[str, Any]
         "NOTIFY": _stderr_logger(f"mr.notify.{handler_name}"),
         "PRINT": print,
         "RUN": run_command,
-        "FS": None,
+        "FS": fs,
         "__name__": f"handler({handler_name})",
     }
 

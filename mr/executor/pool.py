@@ -24,8 +24,9 @@ from gevent.monkey import get_original
 
 import mr
 from mr.executor.capture import collect_output
-from mr.executor.protocol import (Outcome, Task, encode_message, handler_error, read_message,
-                                  write_frame)
+from mr.executor.protocol import (ChildConfig, Outcome, Task, encode_message, handler_error,
+                                  read_message, write_frame)
+from mr.fs import check_shared_root
 
 #: How long a child that closed its reply pipe gets to exit before it is killed.
 _DYING_CHILD_GRACE_S = 1.0
@@ -44,7 +45,7 @@ class _Child:
     """One child process, in its own process group (so a kill takes its subprocesses too), and
     the pool's ends of its request and reply pipes."""
 
-    def __init__(self):
+    def __init__(self, config: bytes):
         request_read, self._request_write = os.pipe()
         self._reply_read, reply_write = os.pipe()
         try:
@@ -64,10 +65,15 @@ class _Child:
         self._hung_up = False
         gevent_os.make_nonblocking(self._request_write)
         gevent_os.make_nonblocking(self._reply_read)
+        with contextlib.suppress(OSError):  # died at once: its first exchange will report it
+            self._write(config)
+
+    def _write(self, payload: bytes) -> None:
+        write_frame(functools.partial(gevent_os.nb_write, self._request_write), payload)
 
     def exchange(self, payload: bytes) -> dict:
         """Send one request and wait for its reply; EOFError or OSError if the child died."""
-        write_frame(functools.partial(gevent_os.nb_write, self._request_write), payload)
+        self._write(payload)
         return read_message(functools.partial(gevent_os.nb_read, self._reply_read))
 
     def is_alive(self) -> bool:
@@ -107,17 +113,36 @@ def _child_environment() -> dict[str, str]:
 
 
 class ExecutorPool:
-    """``size`` children (default: one per core); each invocation gets one to itself."""
+    """``size`` children (default: one per core); each invocation gets one to itself.
 
-    def __init__(self, size: int | None = None, default_timeout_s: float = 300.0):
+    ``scope_factory``: the dotted path of the scope factory class (mr.executor.scope);
+    ``fs_root_url``: the root of the shared filesystem given to handlers as ``FS`` (None: no
+    ``FS``), checked here so that a bad URL stops the worker at its start.
+    """
+
+    @classmethod
+    def from_settings(cls, settings, size: int | None = None) -> "ExecutorPool":
+        """The pool the settings describe (``size`` overrides MR_EXECUTOR_PROCESSES)."""
+        return cls(size or settings.executor_processes or None,
+                   default_timeout_s=settings.invocation_timeout_s,
+                   scope_factory=settings.workflow_scope_factory_fq_class,
+                   fs_root_url=settings.fs_root_url)
+
+    def __init__(self, size: int | None = None, default_timeout_s: float = 300.0, *,
+                 scope_factory: str | None = None, fs_root_url: str | None = None):
         self.size = (os.cpu_count() or 1) if size is None else size
         if self.size < 1:
             raise ValueError(f"an executor pool needs at least one child, got size {size}")
+        if fs_root_url:
+            check_shared_root(fs_root_url)
         self.default_timeout_s = default_timeout_s
-        self._capture_dir = tempfile.mkdtemp(prefix="mr-executor-")
+        self._work_dir = tempfile.mkdtemp(prefix="mr-executor-")
         # Removed on close, or at exit if the pool was never closed.
-        self._remove_capture_dir = weakref.finalize(self, shutil.rmtree, self._capture_dir,
-                                                    ignore_errors=True)
+        self._remove_work_dir = weakref.finalize(self, shutil.rmtree, self._work_dir,
+                                                 ignore_errors=True)
+        self._child_config = encode_message(ChildConfig(
+            work_dir=self._work_dir, scope_factory=scope_factory,
+            fs_root_url=fs_root_url).to_message())
         self._invocation_numbers = itertools.count()
         self._children: set[_Child] = set()
         self._idle: queue.Queue[_Child | None] = queue.Queue()
@@ -135,7 +160,7 @@ class ExecutorPool:
         it did. CodecError if the task itself cannot be encoded."""
         timeout_s = self.default_timeout_s if timeout_s is None else timeout_s
         number = next(self._invocation_numbers)
-        output_paths = [os.path.join(self._capture_dir, f"{number}.{name}")
+        output_paths = [os.path.join(self._work_dir, f"{number}.{name}")
                         for name in ("stdout", "stderr")]
         payload = encode_message({"task": task.to_message(), "stdout_path": output_paths[0],
                                   "stderr_path": output_paths[1]})
@@ -179,7 +204,7 @@ class ExecutorPool:
         gevent.joinall([gevent.spawn(child.stop, grace_s) for child in idle]
                        + [gevent.spawn(child.process.wait) for child in busy])
         self._children.difference_update(idle)
-        self._remove_capture_dir()
+        self._remove_work_dir()
 
     def __enter__(self) -> "ExecutorPool":
         return self
@@ -188,7 +213,7 @@ class ExecutorPool:
         self.close()
 
     def _start_child(self) -> _Child:
-        child = _Child()
+        child = _Child(self._child_config)
         self._children.add(child)
         return child
 

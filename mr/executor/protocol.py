@@ -12,7 +12,8 @@ import struct
 from typing import Any, Callable
 
 from mr import codec
-from mr.models.handler import HANDLER_TYPES
+from mr.models.handler import HANDLER_TYPES, SOURCE_TYPES
+from mr.models.names import GENERAL_CAPABILITY
 
 _LENGTH = struct.Struct(">I")
 _CHUNK_SIZE = 1 << 20
@@ -26,22 +27,40 @@ class HandlerProtocolError(Exception):
     """The handler ran but produced something its type may not produce."""
 
 
+@dataclasses.dataclass(frozen=True)
+class ChildConfig:
+    """What a pool tells each child once, as its first message. ``work_dir``: the pool's own
+    temporary directory (exec handlers' files are written there). ``scope_factory``: the dotted
+    path of the scope factory class; ``fs_root_url``: the shared filesystem's root (no ``FS``
+    without it)."""
+    work_dir: str
+    scope_factory: str | None = None
+    fs_root_url: str | None = None
+
+    def to_message(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 @dataclasses.dataclass
 class Task:
     """One invocation of a handler. ``inputs``: mapper and combiner ``[[k, v], ...]``, reducer
     ``[[k, [v, ...]], ...]``. ``session_writable`` defaults to the rule: all but reducers."""
+    workflow: str
     handler_name: str
     handler_version: str
+    source_type: str
     source_code: str
     handler_type: str
     inputs: list
+    required_capability: str = GENERAL_CAPABILITY
     session: dict = dataclasses.field(default_factory=dict)
     session_writable: bool | None = None
 
     def __post_init__(self):
-        if self.handler_type not in HANDLER_TYPES:
-            raise ValueError(f"handler_type must be one of {', '.join(HANDLER_TYPES)}, "
-                             f"got {self.handler_type!r}")
+        for field, allowed in (("handler_type", HANDLER_TYPES), ("source_type", SOURCE_TYPES)):
+            if getattr(self, field) not in allowed:
+                raise ValueError(f"{field} must be one of {', '.join(allowed)}, "
+                                 f"got {getattr(self, field)!r}")
         if self.session_writable is None:
             self.session_writable = self.handler_type != "reducer"
 
@@ -55,8 +74,8 @@ class Outcome:
     """What one invocation produced. ``directive`` (mappers): ``{"kind": "map", "step": name}`` or
     ``{"kind": "return"}``. ``pairs``: ``[[k, v], ...]``, for combiners ``[[k, [v, ...]], ...]``.
     ``session``: the session after the run (unchanged when it failed). ``error``: None or
-    ``{"type", "message", "traceback", "kind"}``, kind being ``handler``, ``timeout`` or
-    ``crashed``."""
+    ``{"type", "message", "traceback", "kind"}``, kind being ``handler``, ``scope_factory``,
+    ``timeout`` or ``crashed``."""
     ok: bool
     directive: dict | None = None
     pairs: list = dataclasses.field(default_factory=list)

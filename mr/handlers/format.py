@@ -1,4 +1,4 @@
-"""The handler file format (JobX's): a file is the *body* of a function.
+"""The handler file formats. ``python`` (JobX's): a file is the *body* of a function.
 
 The first statement is a docstring: free-text description lines, a line starting with ``**``
 (``**`` or ``**yaml``: YAML follows; ``**json``: JSON follows), then the metadata, holding exactly
@@ -8,12 +8,16 @@ The first statement is a docstring: free-text description lines, a line starting
 Unlike JobX, the body is wrapped at the syntax-tree level instead of being re-indented as text,
 so every line number (syntax errors, tracebacks) is the line in the user's file and string
 literals keep their exact content.
+
+``exec``: any executable file, started by its ``#!`` line. The same header follows that line as
+comment lines (``#``, ``//``, ``--``, ``;`` or ``%``, the second line's marker throughout).
 """
 from __future__ import annotations
 
 import ast
 import builtins
 import dataclasses
+import itertools
 import json
 import linecache
 import re
@@ -22,10 +26,12 @@ from typing import Any, Callable
 
 import yaml
 
-from mr.models.handler import ARGUMENT_NAMES, HANDLER_TYPES
+from mr.models.handler import ARGUMENT_NAMES, HANDLER_TYPES, SOURCE_TYPES
 from mr.models.names import InvalidNameError, normalize_capability
 
 METADATA_KEYS = ("argument_spec", "handler_type", "required_capability")
+#: The line-comment markers an exec handler's header may use (longest first where they overlap).
+EXEC_COMMENT_MARKERS = ("//", "--", "#", ";", "%")
 _MARKER_RE = re.compile(r"\s*\*\*(.*)$")
 _NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 
@@ -48,19 +54,37 @@ class HandlerSource:
     handler_type: str
     required_capability: str
     source_code: str
+    source_type: str = "python"
 
 
-def parse_handler_source(text: str, filename: str = "<handler>") -> HandlerSource:
-    """Parse and check a handler file (metadata and Python syntax) without running any of it."""
-    module = _parse(text, filename)
-    header = _Header.from_module(module, filename)
+def source_type_of(filename: str, text: str) -> str | None:
+    """The source type of a handler file: ``python`` for ``.py`` files, ``exec`` for other files
+    starting with ``#!``; None for a file that is not a handler."""
+    if filename.endswith(".py"):
+        return "python"
+    return "exec" if text.startswith("#!") else None
+
+
+def parse_handler_source(text: str, filename: str = "<handler>",
+                         source_type: str = "python") -> HandlerSource:
+    """Parse and check a handler file (its metadata, and a Python file's syntax) without running
+    any of it."""
+    if source_type == "python":
+        module = _parse(text, filename)
+        header = _Header.from_module(module, filename)
+    elif source_type == "exec":
+        header = _Header.from_exec_file(text, filename)
+    else:
+        raise ValueError(f"source_type must be one of {', '.join(SOURCE_TYPES)}, "
+                         f"got {source_type!r}")
     handler_type = header.handler_type()
     source = HandlerSource(description=header.description,
                            argument_spec=header.argument_spec(handler_type),
                            handler_type=handler_type,
                            required_capability=header.required_capability(),
-                           source_code=text)
-    _compile_body(module, handler_type, "handler", filename)
+                           source_code=text, source_type=source_type)
+    if source_type == "python":
+        _compile_body(module, handler_type, "handler", filename)
     return source
 
 
@@ -142,7 +166,8 @@ def _own_scope(nodes: list[ast.AST]):
 
 
 class _Header:
-    """The docstring's description and metadata, with the file line of each metadata line."""
+    """The description and metadata of a docstring or of an exec handler's header comment, with
+    the file line of each metadata line."""
 
     def __init__(self, filename: str, description: str, metadata: dict,
                  marker_line: int, metadata_lines: list[str]):
@@ -160,14 +185,37 @@ class _Header:
             raise HandlerFormatError(filename, first.lineno if first else 1,
                                      "the handler must start with a docstring holding its "
                                      "description and metadata")
-        lines = first.value.value.split("\n")
+        return cls.from_lines(first.value.value.split("\n"), first.lineno, filename,
+                              "the docstring")
+
+    @classmethod
+    def from_exec_file(cls, text: str, filename: str) -> "_Header":
+        """The header of an exec handler: the comment lines right after its ``#!`` line."""
+        lines = text.split("\n")
+        if not lines[0].startswith("#!"):
+            raise HandlerFormatError(filename, 1, "an exec handler must start with a '#!' line "
+                                     "naming the program that runs it")
+        second = lines[1] if len(lines) > 1 else ""
+        marker = next((marker for marker in EXEC_COMMENT_MARKERS if second.startswith(marker)),
+                      None)
+        if marker is None:
+            raise HandlerFormatError(filename, 2, f"an exec handler's header (description and "
+                                     f"metadata) must follow its '#!' line, as comment lines "
+                                     f"starting with one of {' '.join(EXEC_COMMENT_MARKERS)}")
+        comments = itertools.takewhile(lambda line: line.startswith(marker), lines[1:])
+        return cls.from_lines([line[len(marker):] for line in comments], 2, filename,
+                              "the header comment")
+
+    @classmethod
+    def from_lines(cls, lines: list[str], first_line: int, filename: str,
+                   where: str) -> "_Header":
+        """Parse header ``lines``, the first being file line ``first_line``."""
         marker_index = next((index for index, line in enumerate(lines)
                              if _MARKER_RE.match(line)), None)
         if marker_index is None:
-            raise HandlerFormatError(filename, first.lineno, "the docstring has no '**' line "
-                                     "separating the description from the metadata")
-        # Line i of the docstring is on file line first.lineno + i (it starts on the quotes' line).
-        marker_line = first.lineno + marker_index
+            raise HandlerFormatError(filename, first_line, f"{where} has no '**' line "
+                                     f"separating the description from the metadata")
+        marker_line = first_line + marker_index
         metadata_lines = textwrap.dedent("\n".join(lines[marker_index + 1:])).split("\n")
         description = textwrap.dedent("\n".join(lines[:marker_index])).strip()
         metadata = _load_metadata(_MARKER_RE.match(lines[marker_index]).group(1).strip(),

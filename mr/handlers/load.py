@@ -1,7 +1,8 @@
 """Workflow definition directories: handler files plus a ``workflow.yaml`` naming steps and jobs.
 
-A definition directory holds one handler per ``.py`` file (files and directories starting with
-``_`` are skipped); a handler's name is its path relative to the directory, ``/`` replaced by
+A definition directory holds one handler per file: ``*.py`` files (Python handlers) and
+executables starting with ``#!`` (``exec`` handlers); files and directories starting with ``_``
+or ``.`` are skipped. A handler's name is its path relative to the directory, ``/`` replaced by
 ``_``, without the suffix. ``workflow.yaml`` (YAML, read with the safe loader)::
 
     workflow: wordcount            # the workflow's name (default: the directory's name)
@@ -22,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from mr.handlers.format import HandlerFormatError, parse_handler_source
+from mr.handlers.format import HandlerFormatError, parse_handler_source, source_type_of
 from mr.models import EntityStore, Handler, Job, ModelError, Step, Workflow
 
 MANIFEST = "workflow.yaml"
@@ -75,31 +76,47 @@ def read_definition(directory: Path) -> WorkflowDefinition:
     return WorkflowDefinition(name, str(manifest.get("description", "")), handlers, steps, jobs)
 
 
+def read_handler(path: Path, workflow: str, name: str) -> Handler | None:
+    """The handler a file defines, as the KV would store it (so with the version the KV would
+    show); None for a file that is no handler: neither ``*.py`` nor starting with ``#!``.
+    Raises HandlerFormatError, or ModelError/ValueError for metadata the model refuses."""
+    content = path.read_bytes()
+    if not path.name.endswith(".py") and not content.startswith(b"#!"):
+        return None  # not a handler, whatever else it is (a README, an image)
+    text = content.decode()
+    source = parse_handler_source(text, str(path), source_type_of(path.name, text))
+    return Handler(workflow=workflow, name=name, description=source.description,
+                   argument_spec=source.argument_spec, source_type=source.source_type,
+                   source_code=source.source_code, handler_type=source.handler_type,
+                   required_capability=source.required_capability)
+
+
 def scan_handlers(workflow: str, directory: Path) -> tuple[list[Handler], list[str]]:
     """Every handler file under ``directory``, parsed and checked, and every problem found as
     ``file:line: reason`` (all of them, not just the first)."""
     handlers, errors = [], []
-    for path in _handler_files(Path(directory)):
+    for path in _candidate_files(Path(directory)):
         name = "_".join(path.relative_to(directory).with_suffix("").parts)
         try:
-            source = parse_handler_source(path.read_text(), str(path))
-            handlers.append(Handler(
-                workflow=workflow, name=name, description=source.description,
-                argument_spec=source.argument_spec, source_type="python",
-                source_code=source.source_code, handler_type=source.handler_type,
-                required_capability=source.required_capability))
+            handler = read_handler(path, workflow, name)
         except HandlerFormatError as error:
             errors.append(str(error))
+        except UnicodeDecodeError:
+            errors.append(f"{path}:1: not UTF-8 text")
         except (ModelError, ValueError) as error:
             errors.append(f"{path}:1: {error}")
+        else:
+            if handler is not None:
+                handlers.append(handler)
     return handlers, errors
 
 
-def _handler_files(directory: Path) -> list[Path]:
-    """Files named ``*.py``, but none that is, or is inside, something named ``_*``."""
-    return sorted(path for path in directory.rglob("*.py")
-                  if not any(part.startswith("_")
-                             for part in path.relative_to(directory).parts))
+def _candidate_files(directory: Path) -> list[Path]:
+    """Every file, but none that is, or is inside, something named ``_*`` or ``.*``."""
+    return sorted(path for path in directory.rglob("*")
+                  if path.is_file() and path.name != MANIFEST
+                  and not any(part.startswith(("_", "."))
+                              for part in path.relative_to(directory).parts))
 
 
 def _mapping(manifest: dict, key: str) -> dict[str, dict]:

@@ -11,7 +11,9 @@ from mr.models.errors import ValidationError
 from mr.models.names import GENERAL_CAPABILITY, normalize_capability
 
 HANDLER_TYPES = ("mapper", "combiner", "reducer")
-SOURCE_TYPES = ("python",)
+#: ``python``: a function body (mr.handlers.format); ``exec``: any executable speaking the exec
+#: protocol (docs/handlers.rst).
+SOURCE_TYPES = ("python", "exec")
 #: The argument names each handler type is called with (JobX's protocol).
 ARGUMENT_NAMES = {"mapper": ["arguments"], "combiner": ["results"], "reducer": ["results"]}
 

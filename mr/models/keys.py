@@ -51,9 +51,13 @@ class Keys:
         """``.../done/<parent>/``: one key per child of ``parent`` whose reduction is committed."""
         return f"{self.run(workflow, request_id)}done/{parent_id}/"
 
+    def sessions(self, workflow: str, request_id: str) -> str:
+        """``.../session/``: the sessions of every map invocation of one request."""
+        return f"{self.run(workflow, request_id)}session/"
+
     def session(self, workflow: str, request_id: str, invocation_id: str) -> str:
         """``.../session/<invocation_id>/``: the session of one map invocation."""
-        return f"{self.run(workflow, request_id)}session/{invocation_id}/"
+        return f"{self.sessions(workflow, request_id)}{invocation_id}/"
 
     def cleanups(self) -> str:
         """``P/cleanup/``: finished requests waiting for removal, ordered by due time."""

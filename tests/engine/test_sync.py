@@ -35,11 +35,14 @@ REDUCER = "for key, values in results:\n    yield key, {factor} * sum(values)\n"
 
 @pytest.fixture
 def handler_dir(tmp_path):
-    write_handler(tmp_path, "identity.py", "mapper", MAPPER)
-    write_handler(tmp_path, "math/scale.py", "reducer", REDUCER.format(factor=1))
-    write_handler(tmp_path, "_draft.py", "mapper", "this is not python")
-    write_handler(tmp_path, "_wip/ignored.py", "mapper", "neither is this")
-    return tmp_path
+    directory = tmp_path / "handlers"
+    write_handler(directory, "identity.py", "mapper", MAPPER)
+    write_handler(directory, "math/scale.py", "reducer", REDUCER.format(factor=1))
+    write_handler(directory, "_draft.py", "mapper", "this is not python")
+    write_handler(directory, "_wip/ignored.py", "mapper", "neither is this")
+    (directory / "README.md").write_text("notes, not a handler\n")
+    (directory / "logo.png").write_bytes(bytes(range(256)))
+    return directory
 
 
 def names(store, workflow):

@@ -1,8 +1,6 @@
 """The executor pool runs real child processes; run under gevent (tests/conftest.py patches)."""
-import hashlib
 import os
 import re
-import textwrap
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -11,44 +9,11 @@ import gevent
 import pytest
 
 from mr.codec import CodecError
-from mr.executor import ExecutorPool, Outcome, Task
+from mr.executor import ExecutorPool, Task
+from tests.unit.executor_helpers import (HEADER_LINES, handler_error, is_running, task,
+                                         wait_until_stopped)
 
 EXAMPLES = Path(__file__).parents[2] / "handlers"
-HEADER_LINES = 8  # the handler() header below; body line n is file line HEADER_LINES + n
-
-
-def handler(handler_type: str, body: str) -> str:
-    argument = "arguments" if handler_type == "mapper" else "results"
-    return (f'"""\nA test handler.\n\n**\nargument_spec: [{{name: {argument}, type: list}}]\n'
-            f'handler_type: {handler_type}\nrequired_capability: none\n"""\n'
-            + textwrap.dedent(body))
-
-
-def task(handler_type: str, body: str, inputs=(), name: str = "test_handler", **fields) -> Task:
-    source = handler(handler_type, body)
-    return Task(handler_name=name, handler_version=hashlib.sha256(source.encode()).hexdigest(),
-                source_code=source, handler_type=handler_type, inputs=list(inputs), **fields)
-
-
-def handler_error(outcome: Outcome, kind: str = "handler") -> dict:
-    assert not outcome.ok and outcome.error["kind"] == kind, outcome
-    assert (outcome.directive, outcome.pairs) == (None, [])
-    return outcome.error
-
-
-def is_running(pid: int) -> bool:
-    """Not a live process (gone, or a zombie left for an init that does not reap)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_until_stopped(pid: int, timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while is_running(pid) and time.monotonic() < deadline:
-        gevent.sleep(0.05)
-    return not is_running(pid)
 
 
 @pytest.fixture(scope="module")
@@ -396,8 +361,9 @@ def test_a_cancelled_run_kills_its_child_and_the_pool_lives_on(pool):
 
 def example(name: str, handler_type: str, inputs, **fields) -> Task:
     source = (EXAMPLES / "wordcount" / f"{name}.py").read_text()
-    return Task(handler_name=f"wordcount_{name}", handler_version="1", source_code=source,
-                handler_type=handler_type, inputs=inputs, **fields)
+    return Task(workflow="wordcount", handler_name=f"wordcount_{name}", handler_version="1",
+                source_type="python", source_code=source, handler_type=handler_type,
+                inputs=inputs, **fields)
 
 
 def grouped(pairs) -> list:

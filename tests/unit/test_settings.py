@@ -27,7 +27,10 @@ def test_environment_variables_use_jobx_names_and_parse_types():
 
 @pytest.mark.parametrize("variable, value, message", [
     ("MR_ETCD_PORT", "abc", "MR_ETCD_PORT: invalid literal"),
-    ("MR_ETCD_PORT", "-1", "MR_ETCD_PORT: expected a positive integer"),
+    ("MR_ETCD_PORT", "-1", "MR_ETCD_PORT: expected an integer > 0"),
+    ("MR_ETCD_PORT", "0", "MR_ETCD_PORT: expected an integer > 0"),
+    ("MR_RESULT_RETENTION_S", "-0.5", "MR_RESULT_RETENTION_S: expected a number >= 0"),
+    ("MR_DATA_STORE_URL", " ", "MR_DATA_STORE_URL: expected a value"),
     ("MR_CONSUME", "maybe", "MR_CONSUME: expected a boolean"),
     ("MR_KV_BACKEND", "redis", "MR_KV_BACKEND: expected one of memory, etcd"),
 ])

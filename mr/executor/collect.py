@@ -1,0 +1,67 @@
+"""What a handler produced, checked against what its type may produce, whatever its language.
+
+A processor turns a handler's output into items: the markers, then ``(key, value)`` pairs (the
+Python processor gives the handler's own iterable; the exec processor decodes its messages into
+the same items), so the rules and their messages are the same for every language.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from mr.executor.protocol import HandlerProtocolError, Task
+from mr.handlers.scope import MrConfigureToMap, MrConfigureToReturn
+
+_NOTHING = object()
+
+
+def collect(result: Any, task: Task) -> tuple[dict | None, list]:
+    """``(directive, pairs)``: the directive of a mapper (None for the others) and the pairs."""
+    if task.handler_type == "mapper":
+        return _collect_mapper(result, task)
+    return None, _collect_pairs(result, task)
+
+
+def _collect_mapper(result: Iterable, task: Task) -> tuple[dict, list]:
+    items = iter(result)
+    first = next(items, _NOTHING)
+    if first is _NOTHING:
+        raise HandlerProtocolError(f"mapper {task.handler_name!r} yielded nothing; its first "
+                                   f"item must be MrConfigureToMap(step) or MrConfigureToReturn()")
+    if isinstance(first, MrConfigureToMap):
+        directive = {"kind": "map", "step": first.step_name}
+    elif isinstance(first, MrConfigureToReturn):
+        directive = {"kind": "return"}
+    else:
+        raise HandlerProtocolError(f"mapper {task.handler_name!r} yielded {first!r:.200} first; "
+                                   f"its first item must be MrConfigureToMap(step) or "
+                                   f"MrConfigureToReturn()")
+    return directive, [_pair(item, number, task) for number, item in enumerate(items, 2)]
+
+
+def _collect_pairs(result: Any, task: Task) -> list:
+    """Combiners and reducers: a generator, or a returned iterable."""
+    if isinstance(result, (str, bytes, dict)) or not hasattr(result, "__iter__"):
+        raise HandlerProtocolError(f"{task.handler_type} {task.handler_name!r} returned "
+                                   f"{result!r:.200}; it must yield (key, value) pairs or "
+                                   f"return an iterable of them")
+    pairs = [_pair(item, number, task) for number, item in enumerate(result, 1)]
+    if task.handler_type == "combiner":
+        pairs = [[key, _values(values, key, task)] for key, values in pairs]
+    return pairs
+
+
+def _pair(item: Any, number: int, task: Task) -> list:
+    if not (isinstance(item, (tuple, list)) and len(item) == 2):
+        raise HandlerProtocolError(f"{task.handler_type} {task.handler_name!r} produced "
+                                   f"{item!r:.200} (a {type(item).__name__}) as item {number}; "
+                                   f"every item must be a (key, value) pair")
+    return list(item)
+
+
+def _values(values: Any, key: Any, task: Task) -> list:
+    """A combiner gives each key an iterable of values."""
+    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+        raise HandlerProtocolError(f"combiner {task.handler_name!r} produced {values!r:.200} "
+                                   f"for key {key!r:.100}; a combiner yields (key, values) with "
+                                   f"values a list of values")
+    return list(values)
