@@ -39,7 +39,6 @@ setup(
         "console_scripts": [
             "mr = mr.cli.main:main",
             "mr_start_gunicorn_dev = mr.web.gunicorn_dev:main",
-            "mr_kv_handler_store = mr.cli.handlers_command:mr_kv_handler_store",
             *jobx_scripts(),
         ],
     },

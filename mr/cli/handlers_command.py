@@ -1,6 +1,6 @@
 """``mr handlers sync WORKFLOW DIR``: store a directory of handler files into a workflow.
 
-JobX's ``mr_kv_handler_store WORKFLOW PATH [-s] [-f]`` is the same command.
+JobX's ``mr_kv_handler_store WORKFLOW PATH [-s] [-f]`` is the same command (mr.cli.jobx).
 """
 from __future__ import annotations
 
@@ -64,9 +64,3 @@ def run_sync(arguments) -> int:
     if arguments.simulate:
         print("simulated: nothing was changed")
     return 0
-
-
-def mr_kv_handler_store() -> int:
-    """JobX's ``mr_kv_handler_store WORKFLOW PATH [-s] [-f]``."""
-    from mr.cli.main import main
-    return main(["handlers", "sync", *sys.argv[1:]])

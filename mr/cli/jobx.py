@@ -17,6 +17,7 @@ SCRIPTS = {
        for verb in ("create", "get", "list", "delete")},
     "mr_kv_step_set_handler": ["step", "set-handler"],
     "mr_kv_step_update_handlers": ["step", "update-handlers"],
+    "mr_kv_handler_store": ["handlers", "sync"],
     "mr_kv_request_get": ["request", "get"],
     "mr_kv_request_cleanup": ["request", "cleanup"],
     "mr_kv_invocation_get": ["invocation", "get"],
