@@ -114,6 +114,8 @@ class Engine:
                                  data_ref=arguments_ref)
         try:
             self._publish(request, [root])
+        except HandlerFailure as failure:  # the definitions cannot route it: an answer, not a bug
+            self._finish(request, "failed", failed_invocation_id=root_id, error=failure.error)
         except QueueError as error:
             self._finish(request, "failed", error=_error("QueueUnavailable", str(error)))
             raise ServiceUnavailable(f"the request could not be queued: {error}") from None

@@ -2,6 +2,7 @@
 import pytest
 
 from mr.data.base import DataError
+from mr.models import Handler
 from tests.engine.test_requests import SUM_REDUCER
 
 GPU_MAPPER = "yield MrConfigureToReturn()\nfor key, value in arguments:\n    yield key, value\n"
@@ -73,3 +74,16 @@ def test_failures_outside_handlers_are_retried_up_to_the_limit(cluster, failures
     else:
         assert request.error["type"] == "DataError"
         assert "gave up after 3 attempts: the data store is away" in request.error["message"]
+
+
+def test_a_request_whose_handler_code_is_gone_fails_with_a_clear_error(cluster):
+    cluster.handler("m", "mapper", GPU_MAPPER)
+    cluster.handler("add", "reducer", SUM_REDUCER)
+    cluster.step("s", "m", "add")
+    cluster.job("j", "s")
+    mapper = cluster.store.get(Handler, cluster.workflow, "m")
+    cluster.engine.kv.delete(cluster.engine.keys.handler_code(cluster.workflow, mapper.version))
+    request = cluster.run("j", {"a": 1})
+    assert request.state == "failed"
+    assert request.error["type"] == "MissingHandlerCode"
+    assert "'m'" in request.error["message"]
