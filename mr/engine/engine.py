@@ -214,7 +214,8 @@ class Engine:
                 else:
                     self._reduce(request, invocation)
         except HandlerFailure as failure:
-            self._finish(request, "failed", failed_invocation_id=failure.invocation_id,
+            self._finish(request, "failed",
+                         failed_invocation_id=failure.invocation_id or invocation.invocation_id,
                          error=failure.error)
         except (KVError, DataError, QueueError) as error:
             if message.attempts >= self.settings.invocation_max_attempts:
