@@ -1,0 +1,63 @@
+"""P1: the latency of the smallest request over HTTP, beside the floor of the same HTTP stack."""
+from __future__ import annotations
+
+import time
+
+from benchmarks.common import (BenchmarkError, HttpClient, Row, RunningMr, Target, cpu_used,
+                               describe_cpu, percentile, timed_calls)
+
+TITLE = "P1: latency of a trivial request over HTTP"
+DESCRIPTION = """\
+The ``trivial`` job (``benchmarks/jobs``: a mapper that returns its one pair, a reducer that
+yields it) is posted 1,000 times by one client, then 1,000 times by 16 concurrent clients
+(greenlets of the benchmark process sharing 16 keep-alive urllib3 connections), each after 50
+requests of warm-up. Embedded: ``mr run`` in a process of its own; distributed: the gunicorn
+front end of ``mr cluster`` with 2 ``mr worker`` processes. The baseline is ``GET /health`` of
+the same server, measured the same way in the same run: the same WSGI server and Flask app, with
+no engine behind the route. The p50 targets (5 ms embedded, 15 ms distributed) are held against
+both series."""
+
+REQUESTS = 1000
+WARM_UP_REQUESTS = 50
+CONCURRENT_CLIENTS = 16
+#: Longest one series may take; a slower one stops early and its row says how far it got.
+SERIES_TIME_LIMIT_S = 60.0
+TARGET_P50_MS = {"embedded": 5.0, "distributed": 15.0}
+TRIVIAL_ARGUMENTS = {"x": 1}
+
+
+def measure(mr: RunningMr) -> list[Row]:
+    rows = []
+    for clients in (1, CONCURRENT_CLIENTS):
+        series = "sequential" if clients == 1 else f"{clients} concurrent clients"
+        with HttpClient(mr.url, connections=clients) as client:
+            floor = _latencies_ms(lambda: client.get("/health"), clients)
+            with cpu_used(mr.pids) as cpu:
+                started = time.perf_counter()
+                job = _latencies_ms(lambda: _post_trivial(client), clients)
+                elapsed = time.perf_counter() - started
+        note = (f"{len(job)} requests in {elapsed:.1f} s ({len(job) / elapsed:,.0f}/s); "
+                + describe_cpu(cpu, len(job), "request"))
+        if len(job) < REQUESTS:
+            note = f"stopped after {SERIES_TIME_LIMIT_S:.0f} s: " + note
+        for percent in (50, 99):
+            rows.append(Row(series, mr.mode,
+                            f"p{percent} latency (ms)", percentile(job, percent),
+                            baseline=percentile(floor, percent),
+                            target=(Target(TARGET_P50_MS[mr.mode], at_most=True)
+                                    if percent == 50 else None),
+                            note=note if percent == 50 else ""))
+    return rows
+
+
+def _post_trivial(client: HttpClient) -> None:
+    pairs = client.post_job("trivial", TRIVIAL_ARGUMENTS)
+    if pairs != [list(pair) for pair in TRIVIAL_ARGUMENTS.items()]:
+        raise BenchmarkError(f"the trivial job answered {pairs!r}")
+
+
+def _latencies_ms(call, clients: int) -> list[float]:
+    timed_calls(call, WARM_UP_REQUESTS, clients, SERIES_TIME_LIMIT_S)
+    return [seconds * 1000 for seconds in
+            timed_calls(call, REQUESTS, clients, SERIES_TIME_LIMIT_S)]
+
