@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 
 #: A child's argument pair larger than this (encoded) goes to the data store, not the message.
 INLINE_PAIR_LIMIT_BYTES = 64 * 1024
+#: A child's reduced pairs up to this size (encoded) ride in its completion marker, saving a
+#: data store write and read per child; kept small because the marker lives in etcd.
+INLINE_RESULT_LIMIT_BYTES = 1024
 #: Messages per multi-publish, and their total size, kept under nsqd's default body limit.
 PUBLISH_BATCH_COUNT = 1000
 PUBLISH_BATCH_BYTES = 4 * 1024 * 1024
@@ -342,7 +345,7 @@ class Engine:
             markers, session_range = snapshot.responses
             stored_session = session_range.kvs
             results = group_by_key(pair for marker in markers.kvs
-                                   for pair in self.data.get_pairs(codec.decode(marker.value)))
+                                   for pair in self._reduced_pairs(marker.value))
         session = {kv.key[len(session_prefix):]: codec.decode(kv.value) for kv in stored_session}
         outcome = self._run(request, invocation, reducer_name, results, session)
         self._complete(request, invocation, outcome.pairs, None)
@@ -351,21 +354,25 @@ class Engine:
                   session: dict | None) -> None:
         """Commit an invocation's reduced pairs to its parent, or to the request at the root;
         the child that completes its parent's last child enqueues the parent's reduce."""
-        reduced_ref = self._put_pairs(request.workflow, request.request_id,
-                                      invocation.invocation_id, "reduced", pairs)
         session_writes = (self._session_writes(request, invocation.invocation_id, session)
                           if session else [])
         parent = invocation.parent
         if parent is None:
-            self._finish(request, "done", result_ref=reduced_ref, writes=session_writes)
+            result_ref = self._put_pairs(request.workflow, request.request_id,
+                                         invocation.invocation_id, "reduced", pairs)
+            self._finish(request, "done", result_ref=result_ref, writes=session_writes)
             return
+        reduced = codec.encode({"pairs": pairs})
+        if len(reduced) > INLINE_RESULT_LIMIT_BYTES:
+            reduced = codec.encode({"ref": self._put_pairs(
+                request.workflow, request.request_id, invocation.invocation_id, "reduced", pairs)})
         completions = self.keys.completions(request.workflow, request.request_id,
                                             parent.invocation_id)
         marker = completions + invocation.invocation_id
         count = Get(completions, prefix=True, count_only=True)
         committed = self.kv.txn(
             [self._running(request), Compare(marker, "version", "==", 0)],
-            [Put(marker, codec.encode(reduced_ref)), *session_writes, count],
+            [Put(marker, reduced), *session_writes, count],
             [Get(self._request_key(request)), count])
         if not committed.succeeded and not _still_running(committed.responses[0]):
             return
@@ -377,6 +384,11 @@ class Engine:
                 invocation.ancestors[1:])])
 
     # Helpers
+
+    def _reduced_pairs(self, marker_value: bytes) -> list:
+        """A child's reduced pairs, from its completion marker or the data store it names."""
+        reduced = codec.decode(marker_value)
+        return reduced["pairs"] if "pairs" in reduced else self.data.get_pairs(reduced["ref"])
 
     def _step(self, request: Request, step: str) -> list:
         try:

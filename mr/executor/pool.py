@@ -7,6 +7,7 @@ parallel. A child that times out is killed, one that dies is reaped, and either 
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import itertools
@@ -18,8 +19,9 @@ import tempfile
 import weakref
 
 import gevent
+import gevent.event
 from gevent import os as gevent_os
-from gevent import queue, subprocess
+from gevent import subprocess
 from gevent.monkey import get_original
 
 import mr
@@ -35,6 +37,8 @@ _DYING_CHILD_GRACE_S = 1.0
 # otherwise idle hub blocks in that poll: the child would wait for an EOF that never comes. No
 # greenlet waits on our fds when we close them, so closing at once is safe.
 _close_now = get_original("os", "close")
+
+MEMORY_TMP = "/dev/shm"
 
 
 class _TimedOut(Exception):
@@ -112,6 +116,16 @@ def _child_environment() -> dict[str, str]:
             "PYTHONPATH": package_parent + (os.pathsep + path if path else "")}
 
 
+def _memory_backed_tmp() -> str | None:
+    """/dev/shm where it is a writable tmpfs (Linux), else None: the default temp directory."""
+    return MEMORY_TMP if os.path.isdir(MEMORY_TMP) and os.access(MEMORY_TMP, os.W_OK) else None
+
+
+def _remove_trees(*paths: str) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 class ExecutorPool:
     """``size`` children (default: one per core); each invocation gets one to itself.
 
@@ -137,18 +151,22 @@ class ExecutorPool:
             check_shared_root(fs_root_url)
         self.default_timeout_s = default_timeout_s
         self._work_dir = tempfile.mkdtemp(prefix="mr-executor-")
+        # Every invocation writes two capture files: in memory when there is a tmpfs, since
+        # creating files on a disk costs as much as a small handler's whole run.
+        self._output_dir = tempfile.mkdtemp(prefix="mr-output-", dir=_memory_backed_tmp())
         # Removed on close, or at exit if the pool was never closed.
-        self._remove_work_dir = weakref.finalize(self, shutil.rmtree, self._work_dir,
-                                                 ignore_errors=True)
+        self._remove_work_dir = weakref.finalize(self, _remove_trees, self._work_dir,
+                                                 self._output_dir)
         self._child_config = encode_message(ChildConfig(
             work_dir=self._work_dir, scope_factory=scope_factory,
             fs_root_url=fs_root_url).to_message())
         self._invocation_numbers = itertools.count()
         self._children: set[_Child] = set()
-        self._idle: queue.Queue[_Child | None] = queue.Queue()
+        self._idle: collections.deque[_Child] = collections.deque()
+        self._waiting: collections.deque[gevent.event.AsyncResult] = collections.deque()
         self._closed = False
         for _ in range(self.size):
-            self._idle.put(self._start_child())
+            self._release(self._start_child())
 
     @property
     def pids(self) -> list[int]:
@@ -160,7 +178,7 @@ class ExecutorPool:
         it did. CodecError if the task itself cannot be encoded."""
         timeout_s = self.default_timeout_s if timeout_s is None else timeout_s
         number = next(self._invocation_numbers)
-        output_paths = [os.path.join(self._work_dir, f"{number}.{name}")
+        output_paths = [os.path.join(self._output_dir, f"{number}.{name}")
                         for name in ("stdout", "stderr")]
         payload = encode_message({"task": task.to_message(), "stdout_path": output_paths[0],
                                   "stderr_path": output_paths[1]})
@@ -182,7 +200,7 @@ class ExecutorPool:
             self._retire(child, grace_s=0)
             raise
         else:
-            self._idle.put(child)
+            self._release(child)
         stdout, stderr = (collect_output(path) for path in output_paths)
         return Outcome(ok=reply["error"] is None, directive=reply["directive"],
                        pairs=reply["pairs"], session=reply["session"], stdout=stdout,
@@ -194,10 +212,10 @@ class ExecutorPool:
         if self._closed:
             return
         self._closed = True
-        idle = []
-        while not self._idle.empty():
-            idle.append(self._idle.get_nowait())
-        self._idle.put(None)  # wakes waiting callers; each puts it back for the next one
+        idle = list(self._idle)
+        self._idle.clear()
+        while self._waiting:
+            self._waiting.popleft().set(None)  # wakes waiting callers: the pool is closed
         busy = self._children.difference(idle)
         for child in busy:
             child.kill()
@@ -217,13 +235,37 @@ class ExecutorPool:
         self._children.add(child)
         return child
 
+    def _release(self, child: _Child) -> None:
+        """Hand an idle child to the caller that has waited longest, else keep it idle.
+
+        First come, first served: a caller that returns a child and at once asks for another
+        (a mapper, then its reducer) must not take it back ahead of callers already waiting.
+        """
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.ready():
+                waiter.set(child)
+                return
+        self._idle.append(child)
+
     def _take_idle_child(self) -> _Child:
         if self._closed:
             raise RuntimeError("the executor pool is closed")
-        child = self._idle.get()
-        if child is None:
-            self._idle.put(None)
-            raise RuntimeError("the executor pool is closed")
+        if self._idle:
+            child = self._idle.popleft()
+        else:
+            waiter = gevent.event.AsyncResult()
+            self._waiting.append(waiter)
+            try:
+                child = waiter.get()
+            except BaseException:  # the caller was killed while waiting
+                if waiter.ready() and waiter.value is not None:
+                    self._release(waiter.value)  # handed over just then: pass it on
+                else:
+                    waiter.set(None)  # so that _release skips it
+                raise
+            if child is None:
+                raise RuntimeError("the executor pool is closed")
         if not child.is_alive():  # died while idle: not this task's doing
             self._retire(child, grace_s=0)
             return self._take_idle_child()
@@ -234,7 +276,7 @@ class ExecutorPool:
         child.stop(grace_s)
         self._children.discard(child)
         if not self._closed:
-            self._idle.put(self._start_child())
+            self._release(self._start_child())
 
     @staticmethod
     def _failed(task: Task, error: dict) -> dict:

@@ -68,23 +68,28 @@ class MemoryKV(KV):
     def _keys_in(self, key: str, prefix: bool) -> list[str]:
         if not prefix:
             return [key] if key in self._data else []
-        start = bisect.bisect_left(self._sorted_keys, key)
-        keys = []
-        for candidate in itertools.islice(self._sorted_keys, start, None):
-            if not candidate.startswith(key):
-                break
-            keys.append(candidate)
-        return keys
+        return self._sorted_keys[slice(*self._prefix_bounds(key))]
+
+    def _prefix_bounds(self, prefix: str) -> tuple[int, int]:
+        """Where the keys starting with ``prefix`` are in the sorted keys, found by bisection
+        (so that counting them costs no scan): from the prefix to the first string after all
+        its extensions, the prefix with its last character incremented."""
+        start = bisect.bisect_left(self._sorted_keys, prefix)
+        if not prefix:
+            return start, len(self._sorted_keys)
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        return start, bisect.bisect_left(self._sorted_keys, end, lo=start)
 
     def range(self, key, *, prefix=False, limit=0, count_only=False, keys_only=False):
         with self._lock:
             return self._range(key, prefix, limit, count_only, keys_only)
 
     def _range(self, key, prefix, limit=0, count_only=False, keys_only=False) -> RangeResult:
+        if count_only:
+            start, end = self._prefix_bounds(key) if prefix else (0, int(key in self._data))
+            return RangeResult([], end - start, False, self._revision)
         keys = self._keys_in(key, prefix)
         count = len(keys)
-        if count_only:
-            return RangeResult([], count, False, self._revision)
         selected = keys[:limit] if limit > 0 else keys
         kvs = [self._data[k] for k in selected]
         if keys_only:

@@ -49,6 +49,23 @@ def test_a_branching_request_reduces_every_child(cluster):
     assert dict(cluster.engine.result(request)) == EXPECTED
 
 
+def test_children_with_large_reductions_pass_them_through_the_data_store(cluster):
+    cluster.handler("split", "mapper", SPLIT_DOCUMENTS)
+    cluster.handler("pad", "mapper", """
+yield MrConfigureToReturn()
+for name, text in arguments:
+    yield name, text * 1000
+""")
+    cluster.handler("first", "reducer", "for key, values in results:\n    yield key, values[0]\n")
+    cluster.step("count", "pad", "first")
+    cluster.step("split", "split", "first")
+    cluster.job("j", "split")
+    request = cluster.run("j", {"small": "s", "large": "0123456789"})
+    assert request.state == "done", request.error
+    assert dict(cluster.engine.result(request)) == {"small": "s" * 1000,
+                                                    "large": "0123456789" * 1000}
+
+
 def test_a_branch_with_zero_children_reduces_empty_results(cluster):
     cluster.handler("nothing", "mapper", "yield MrConfigureToMap('leaf')\n")
     cluster.handler("leaf_map", "mapper", "yield MrConfigureToReturn()\n")

@@ -384,3 +384,23 @@ def test_wordcount_example_handlers(pool):
         reduced += pool.run(example("count_reduce", "reducer", grouped(leaf.pairs))).pairs
     total = pool.run(example("sum_reduce", "reducer", grouped(reduced)))
     assert sorted(total.pairs) == [["a", 1], ["cat", 2], ["hat", 1], ["the", 2]]
+
+
+def test_a_waiting_caller_gets_the_next_free_child_first_come_first_served():
+    """A caller that returns a child and asks again at once queues behind those waiting."""
+    finished = []
+
+    def busy_caller():
+        for number in range(3):
+            single.run(task("reducer", "import time\ntime.sleep(0.1)\nreturn []"))
+            finished.append(f"busy {number}")
+
+    def waiting_caller():
+        single.run(task("reducer", "return []"))
+        finished.append("waiting")
+
+    with ExecutorPool(size=1, default_timeout_s=30) as single:
+        busy = gevent.spawn(busy_caller)
+        gevent.sleep(0.05)  # the busy caller holds the only child
+        gevent.joinall([busy, gevent.spawn(waiting_caller)], raise_error=True)
+    assert finished == ["busy 0", "waiting", "busy 1", "busy 2"]
