@@ -20,6 +20,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from mr.kv.etcd import MAX_TXN_OPS
+
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 #: A process without a health URL counts as started once it has stayed up this long.
@@ -208,7 +210,7 @@ def stop_from_pid_files(data_dir: Path, exclude: set[str] = frozenset()) -> list
 
 
 def etcd(data_dir: Path, client_port: int = 0, peer_port: int = 0,
-         tie_to_parent: bool = False) -> ServerProcess:
+         tie_to_parent: bool = False, max_txn_ops: int = MAX_TXN_OPS) -> ServerProcess:
     """An etcd member of a one-node cluster (v3 API only; etcd 3.4 has v2 off by default)."""
     client_port = client_port or free_port()
     peer_port = peer_port or free_port()
@@ -217,7 +219,8 @@ def etcd(data_dir: Path, client_port: int = 0, peer_port: int = 0,
     argv = [find_binary("etcd"), "--name", "mr", "--data-dir", str(Path(data_dir) / "etcd"),
             "--listen-client-urls", client, "--advertise-client-urls", client,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"mr={peer}", "--log-level", "warn", "--logger", "zap"]
+            "--initial-cluster", f"mr={peer}", "--log-level", "warn", "--logger", "zap",
+            "--max-txn-ops", str(max_txn_ops)]
     return ServerProcess("etcd", argv, Path(data_dir), {"client": client, "peer": peer},
                          f"{client}/health", tie_to_parent=tie_to_parent)
 

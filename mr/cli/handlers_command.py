@@ -12,7 +12,7 @@ from pathlib import Path
 from mr.cli.errors import UserError
 from mr.handlers.sync import HandlerSyncError, sync_handlers
 from mr.kv import create_kv
-from mr.kv.base import KVError
+from mr.kv.base import KVError, TransactionTooLargeError
 from mr.models import EntityStore, ModelError
 from mr.settings import Settings
 
@@ -47,7 +47,7 @@ def run_sync(arguments) -> int:
             print(problem, file=sys.stderr)
         raise UserError(f"{len(error.problems)} invalid handler file(s); nothing was "
                         f"changed") from None
-    except ModelError as error:
+    except (ModelError, TransactionTooLargeError) as error:
         raise UserError(str(error)) from None
     except KVError as error:
         raise UserError(f"the KV store is not reachable: {error}") from None

@@ -31,6 +31,10 @@ class CompactedError(KVError):
         self.compact_revision = compact_revision
 
 
+class TransactionTooLargeError(KVError, ValueError):
+    """The store refuses transactions with this many operations (etcd: ``--max-txn-ops``)."""
+
+
 class LeaseNotFoundError(KVError):
     """The lease expired or was revoked."""
 

@@ -23,9 +23,13 @@ from urllib3.exceptions import HTTPError, NewConnectionError, ReadTimeoutError
 
 from mr.kv.base import (KV, CompactedError, Compare, Delete, DeleteResult, Get, KeyValue, KVError,
                         LeaseNotFoundError, Operation, Put, PutResult, QueuedWatch, RangeResult,
-                        TxnResult, WatchEvent, prefix_range_end)
+                        TransactionTooLargeError, TxnResult, WatchEvent, prefix_range_end)
 
 log = logging.getLogger(__name__)
+
+#: The --max-txn-ops that mr's scripts start etcd with: a handler sync is one transaction of
+#: two operations per handler, and etcd's default (128) would cap it near 60 handlers.
+MAX_TXN_OPS = 10000
 
 #: A watch stream that says nothing for this long is presumed dead and reopened.
 WATCH_IDLE_TIMEOUT_S = 30.0
@@ -214,6 +218,10 @@ class EtcdKV(KV):
         error = _EtcdError(status, body)
         if error.code == _GRPC_NOT_FOUND and "lease" in error.text:
             return LeaseNotFoundError(error.text)
+        if error.code == _GRPC_INVALID_ARGUMENT and "too many operations" in error.text:
+            return TransactionTooLargeError(
+                f"etcd refused a transaction as too large ({error.text}); start etcd with a "
+                f"larger --max-txn-ops (mr's scripts use {MAX_TXN_OPS})")
         if error.code == _GRPC_INVALID_ARGUMENT:
             return ValueError(f"{path}: {error.text}")
         return error

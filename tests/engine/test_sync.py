@@ -145,3 +145,12 @@ for key, value in arguments:
 
     pinned = cluster.engine.wait(cluster.workflow, running.request_id, 30)
     assert dict(cluster.engine.result(pinned)) == {"a": 1}
+
+
+def test_a_large_directory_syncs_in_one_transaction(cluster, tmp_path):
+    directory = tmp_path / "many"
+    for number in range(150):
+        write_handler(directory, f"mapper_{number}.py", "mapper", MAPPER)
+    report = sync_handlers(cluster.store, cluster.workflow, directory)
+    assert len(report.created) == 150 and report.applied
+    assert len(names(cluster.store, cluster.workflow)) == 150
