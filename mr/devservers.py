@@ -142,11 +142,6 @@ class ServerProcess:
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 
-    def restart(self) -> "ServerProcess":
-        """Stop and start again with the same ports and data directory."""
-        self.stop()
-        return self.start()
-
     def _forget(self) -> None:
         self.pid = 0
         self.pid_file.unlink(missing_ok=True)
