@@ -35,7 +35,7 @@ import gevent
 
 from mr import codec
 from mr.data.base import DataError, DataStore
-from mr.engine.errors import HandlerFailure, ServiceUnavailable
+from mr.engine.errors import HandlerFailure, RequestFinished, ServiceUnavailable
 from mr.engine.grouping import group_by_key, merge_groups
 from mr.engine.messages import MAP, REDUCE, Ancestor, InvocationMessage
 from mr.engine.tracker import TERMINAL_STATES, RequestTracker
@@ -86,6 +86,9 @@ class Engine:
         self.keys = Keys(settings.kv_prefix)
         self.store = EntityStore(kv, settings.kv_prefix)
         self.requests = RequestTracker(kv, self.keys)
+        self.requests.on_finish.append(self._stop_invocations)
+        #: The greenlets running invocations, by (workflow, request id).
+        self._in_progress: dict[tuple[str, str], set[gevent.Greenlet]] = {}
         self._code_cache: dict[tuple[str, str], dict] = {}
         self._definitions_cache: dict[str, Definitions] = {}
         for workflow in settings.workflow_names:
@@ -211,11 +214,13 @@ class Engine:
         if request is None or request.state != "running":
             return  # finished, cancelled or removed: nothing left to do
         try:
-            with self._touching(message):
+            with self._touching(message), self._stoppable(request):
                 if invocation.kind == MAP:
                     self._map(request, invocation)
                 else:
                     self._reduce(request, invocation)
+        except RequestFinished:
+            return  # its request failed or was cancelled meanwhile: drop it
         except HandlerFailure as failure:
             self._finish(request, "failed",
                          failed_invocation_id=failure.invocation_id or invocation.invocation_id,
@@ -229,6 +234,28 @@ class Engine:
                 log.warning("invocation %s failed (attempt %d), retrying: %s",
                             invocation.invocation_id, message.attempts, error)
                 message.requeue(failure_backoff_s(message.attempts))
+
+    @contextlib.contextmanager
+    def _stoppable(self, request: Request) -> Iterator[None]:
+        """Register this greenlet as running an invocation of ``request``, so that it can be
+        stopped (its handler's executor child killed) when the request finishes elsewhere."""
+        identity = (request.workflow, request.request_id)
+        current = gevent.getcurrent()
+        self._in_progress.setdefault(identity, set()).add(current)
+        try:
+            yield
+        finally:
+            running = self._in_progress.get(identity)
+            if running is not None:
+                running.discard(current)
+                if not running:
+                    del self._in_progress[identity]
+
+    def _stop_invocations(self, workflow: str, request_id: str) -> None:
+        """A request failed or was cancelled: its running invocations can no longer commit
+        anything, so stop them now rather than let their handlers run on."""
+        for greenlet in self._in_progress.pop((workflow, request_id), ()):
+            greenlet.kill(RequestFinished, block=False)
 
     @contextlib.contextmanager
     def _touching(self, message: Message) -> Iterator[None]:

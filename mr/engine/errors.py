@@ -12,5 +12,9 @@ class HandlerFailure(Exception):
         self.error = error
 
 
+class RequestFinished(Exception):
+    """Raised into an invocation whose request failed or was cancelled while it ran."""
+
+
 class ServiceUnavailable(Exception):
     """The request could not be accepted because a backend is unreachable (HTTP 503)."""

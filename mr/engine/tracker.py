@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from typing import Callable
 
 import gevent
 import gevent.event
@@ -31,6 +32,8 @@ class RequestTracker:
         self._requests: dict[tuple[str, str], Request] = {}
         self._waiters: dict[tuple[str, str], list[gevent.event.AsyncResult]] = defaultdict(list)
         self._greenlets: dict[str, gevent.Greenlet] = {}
+        #: Called with (workflow, request_id) when a request is seen to finish or vanish.
+        self.on_finish: list[Callable[[str, str], None]] = []
 
     def start(self, workflow: str) -> None:
         """Follow the requests of ``workflow`` from now on (idempotent)."""
@@ -83,6 +86,8 @@ class RequestTracker:
     def _wake(self, identity: tuple[str, str], request: Request | None) -> None:
         for waiter in self._waiters.pop(identity, []):
             waiter.set(request)
+        for listener in self.on_finish:
+            listener(*identity)
 
     def get(self, workflow: str, request_id: str) -> Request | None:
         """The request as last seen; read from the KV when it is not in the cache."""

@@ -140,3 +140,34 @@ yield 'version', 1
     pinned = cluster.engine.wait(cluster.workflow, request.request_id, 30)
     assert dict(cluster.engine.result(pinned)) == {"version": 1}
     assert dict(cluster.engine.result(cluster.run("j", {"a": 1}))) == {"version": 2}
+
+
+def test_a_failure_stops_the_running_siblings_of_its_request(cluster):
+    cluster.handler("fan_out", "mapper", """
+yield MrConfigureToMap('child')
+yield 'slow', 1
+yield 'fails', 1
+""")
+    cluster.handler("child_map", "mapper", """
+import time
+name, _ = arguments[0]
+if name == 'fails':
+    time.sleep(0.5)
+    raise RuntimeError('the fast failure')
+time.sleep(30)
+yield MrConfigureToReturn()
+""")
+    cluster.handler("add", "reducer", SUM_REDUCER)
+    cluster.step("child", "child_map", "add")
+    cluster.step("root", "fan_out", "add")
+    cluster.job("j", "root")
+    executor = cluster.engine.executor
+    children_before = set(executor.pids)
+    failed = cluster.run("j", {"a": 1}, timeout_s=20)
+    assert failed.error["message"] == "the fast failure"
+    # The slow sibling's executor child is killed (and replaced) rather than left to run 30 s.
+    deadline = time.monotonic() + 3
+    while set(executor.pids) == children_before and time.monotonic() < deadline:
+        gevent.sleep(0.1)
+    assert set(executor.pids) != children_before
+    assert len(executor.pids) == executor.size
