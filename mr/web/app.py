@@ -3,10 +3,8 @@ from __future__ import annotations
 
 from flask import Flask, Response
 
-from mr.data import create_data_store
 from mr.engine.engine import Engine
-from mr.kv import create_kv
-from mr.queue import create_queue
+from mr.service import Service
 from mr.settings import Settings, SettingsError
 from mr.web import errors, health, jobs, request_status
 from mr.web.context import ENGINE_EXTENSION, fulfilled_by
@@ -38,9 +36,7 @@ def create_server_app(settings: Settings) -> Flask:
             f"{', '.join(embedded)} name the embedded (in-process) backends, which no worker "
             f"process can share: a front end under gunicorn needs MR_KV_BACKEND=etcd, "
             f"MR_QUEUE_BACKEND=nsq and a MR_DATA_STORE_URL that the workers see too")
-    engine = Engine(settings, create_kv(settings), create_queue(settings),
-                    create_data_store(settings), executor=None)
-    return create_app(engine)
+    return create_app(Service(settings, worker=False).engine)
 
 
 def _name_the_answering_process(response: Response) -> Response:
