@@ -9,12 +9,9 @@ import json
 import sys
 from pathlib import Path
 
+from mr.cli.entities import open_store
 from mr.cli.errors import UserError
 from mr.handlers.sync import HandlerSyncError, sync_handlers
-from mr.kv import create_kv
-from mr.kv.base import KVError, TransactionTooLargeError
-from mr.models import EntityStore, ModelError
-from mr.settings import Settings
 
 
 def register(subparsers) -> None:
@@ -36,23 +33,15 @@ def register(subparsers) -> None:
 def run_sync(arguments) -> int:
     if not arguments.directory.is_dir():
         raise UserError(f"{arguments.directory} is not a directory")
-    settings = Settings.load()
-    kv = create_kv(settings)
     try:
-        report = sync_handlers(EntityStore(kv, settings.kv_prefix), arguments.workflow,
-                               arguments.directory, force=arguments.force,
-                               simulate=arguments.simulate)
+        with open_store() as store:
+            report = sync_handlers(store, arguments.workflow, arguments.directory,
+                                   force=arguments.force, simulate=arguments.simulate)
     except HandlerSyncError as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
         raise UserError(f"{len(error.problems)} invalid handler file(s); nothing was "
                         f"changed") from None
-    except (ModelError, TransactionTooLargeError) as error:
-        raise UserError(str(error)) from None
-    except KVError as error:
-        raise UserError(f"the KV store is not reachable: {error}") from None
-    finally:
-        kv.close()
     if arguments.json:
         print(json.dumps(dataclasses.asdict(report), indent=2))
         return 0
