@@ -161,7 +161,7 @@ class InProcessMr:
             raise BenchmarkError(f"request {request.request_id} of {job} did not finish: "
                                  f"{finished and (finished.state, finished.error)}")
         pairs = self.engine.result(finished)
-        self.engine.remove(WORKFLOW, request.request_id)
+        self.engine.cleaner.remove(WORKFLOW, request.request_id)
         return pairs
 
 

@@ -8,7 +8,7 @@ import gevent.event
 
 from benchmarks.common import (WORKFLOW, BenchmarkError, HttpClient, Row, RunningMr, Target,
                                cpu_used, describe_cpu)
-from mr.engine.engine import PUBLISH_BATCH_COUNT
+from mr.engine.dispatch import PUBLISH_BATCH_COUNT
 from mr.engine.messages import MAP, Ancestor, InvocationMessage
 from mr.queue.base import Queue
 from mr.queue.memory import MemoryQueue
@@ -83,7 +83,7 @@ def queue_messages_per_s(queue: Queue) -> float:
             all_consumed.set()
 
     try:
-        queue.consume(topic, "floor", take, max_in_flight=Settings().nsq_max_in_flight)
+        queue.consume(topic, "floor", take, max_in_flight=32)
         started = time.perf_counter()
         for first in range(0, CHILDREN, PUBLISH_BATCH_COUNT):
             queue.multi_publish(topic, [body] * min(PUBLISH_BATCH_COUNT, CHILDREN - first))

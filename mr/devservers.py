@@ -205,8 +205,17 @@ def stop_from_pid_files(data_dir: Path, exclude: set[str] = frozenset()) -> list
 
 
 def etcd(data_dir: Path, client_port: int = 0, peer_port: int = 0,
-         tie_to_parent: bool = False, max_txn_ops: int = MAX_TXN_OPS) -> ServerProcess:
-    """An etcd member of a one-node cluster (v3 API only; etcd 3.4 has v2 off by default)."""
+         tie_to_parent: bool = False, max_txn_ops: int = MAX_TXN_OPS,
+         quota_backend_bytes: int = 0, compaction_retention: str = "5m") -> ServerProcess:
+    """An etcd member of a one-node cluster (v3 API only; etcd 3.4 has v2 off by default).
+
+    Its history is compacted every ``compaction_retention`` to the revision of that long ago
+    (periodic mode): without it every write stays in the history until the database reaches
+    ``quota_backend_bytes`` (0: etcd's default, 2 GiB) and etcd refuses every write. Time, not a
+    revision count, is what mr's watches need: one that reconnects resumes from its last revision
+    within seconds, and one that fell further behind reloads (CompactedError), so minutes of
+    history are plenty whatever the write rate.
+    """
     client_port = client_port or free_port()
     peer_port = peer_port or free_port()
     client = f"http://{LOOPBACK}:{client_port}"
@@ -215,18 +224,32 @@ def etcd(data_dir: Path, client_port: int = 0, peer_port: int = 0,
             "--listen-client-urls", client, "--advertise-client-urls", client,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", f"mr={peer}", "--log-level", "warn", "--logger", "zap",
-            "--max-txn-ops", str(max_txn_ops)]
+            "--max-txn-ops", str(max_txn_ops),
+            "--auto-compaction-mode", "periodic",
+            "--auto-compaction-retention", compaction_retention,
+            "--quota-backend-bytes", str(quota_backend_bytes)]
     return ServerProcess("etcd", argv, Path(data_dir), {"client": client, "peer": peer},
                          f"{client}/health", tie_to_parent=tie_to_parent)
 
 
 def nsqd(data_dir: Path, tcp_port: int = 0, http_port: int = 0, msg_timeout_s: float = 60.0,
-         lookupd_tcp_address: str | None = None, tie_to_parent: bool = False) -> ServerProcess:
+         max_msg_timeout_s: float = 15 * 60.0, lookupd_tcp_address: str | None = None,
+         tie_to_parent: bool = False) -> ServerProcess:
+    """An nsqd whose queued messages survive a crash.
+
+    ``--mem-queue-size=0`` sends every message through the topic's and channel's disk queue (by
+    default nsqd keeps up to 10000 per channel in memory, which a SIGKILL loses); what is still
+    lost is the messages in flight to consumers, which mr's sweeper re-drives.
+    ``max_msg_timeout_s`` is how long a consumer may keep a message by touching it: nsqd lets
+    it time out after that however often it is touched, so it must exceed mr's longest
+    invocation (``longest_message_hold_s``).
+    """
     tcp_port = tcp_port or free_port()
     http_port = http_port or free_port()
     argv = [find_binary("nsqd"), f"--data-path={Path(data_dir) / 'nsqd'}",
             f"--tcp-address={LOOPBACK}:{tcp_port}", f"--http-address={LOOPBACK}:{http_port}",
             f"--broadcast-address={LOOPBACK}", f"--msg-timeout={int(msg_timeout_s * 1000)}ms",
+            f"--max-msg-timeout={int(max_msg_timeout_s * 1000)}ms", "--mem-queue-size=0",
             "--log-level=warn"]
     if lookupd_tcp_address:
         argv.append(f"--lookupd-tcp-address={lookupd_tcp_address}")
@@ -246,3 +269,247 @@ def nsqlookupd(data_dir: Path, tcp_port: int = 0, http_port: int = 0,
     return ServerProcess("nsqlookupd", argv, Path(data_dir),
                          {"tcp": f"{LOOPBACK}:{tcp_port}", "http": f"{LOOPBACK}:{http_port}"},
                          f"http://{LOOPBACK}:{http_port}/ping", tie_to_parent=tie_to_parent)
+
+
+def longest_message_hold_s(invocation_timeout_s: float, message_timeout_s: float) -> float:
+    """nsqd's ``--max-msg-timeout`` for mr: the longest a worker keeps one message by touching
+    it. A leaf invocation runs its mapper, combiner and reducer, each for up to
+    ``invocation_timeout_s``; one more ``message_timeout_s`` covers the reads and commits
+    around them."""
+    return 3 * invocation_timeout_s + message_timeout_s
+
+
+def etcd_member(name: str, data_dir: Path, client_url: str, peer_url: str, initial_cluster: str,
+                tie_to_parent: bool = False) -> ServerProcess:
+    """A member of a new etcd cluster of several: ``etcd()``'s server (same limits, compaction
+    and logging) under its own name, on the given URLs, knowing its peers
+    (``initial_cluster``: ``name=peer_url,...``).
+
+    A member answers clients only once a quorum of its cluster runs, so it counts as started
+    when its peer listener answers; the cluster is ready once a client's first request succeeds.
+    """
+    member = etcd(data_dir, tie_to_parent=tie_to_parent)
+    member.argv = _with_options(member.argv, {
+        "--name": name, "--listen-client-urls": client_url, "--advertise-client-urls": client_url,
+        "--listen-peer-urls": peer_url, "--initial-advertise-peer-urls": peer_url,
+        "--initial-cluster": initial_cluster, "--initial-cluster-state": "new",
+        "--initial-cluster-token": "mr"})
+    member.addresses = {"client": client_url, "peer": peer_url}
+    member.health_url = f"{peer_url}/version"
+    return member
+
+
+def etcd_cluster(data_dir: Path, addresses: dict[str, str],
+                 tie_to_parent: bool = False) -> list[ServerProcess]:
+    """The members of a new etcd cluster: one per name of ``addresses``, on that address (free
+    ports), with its data in ``data_dir/<name>``. Start them all; see ``etcd_member``."""
+    urls = {name: (f"http://{address}:{free_port()}", f"http://{address}:{free_port()}")
+            for name, address in addresses.items()}
+    initial_cluster = ",".join(f"{name}={peer}" for name, (_, peer) in urls.items())
+    return [etcd_member(name, Path(data_dir) / name, client, peer, initial_cluster,
+                        tie_to_parent=tie_to_parent) for name, (client, peer) in urls.items()]
+
+
+def client_endpoints(members: list[ServerProcess]) -> list[str]:
+    """The ``host:port`` client addresses of etcd members (for ``MR_ETCD_ENDPOINTS``)."""
+    return [member.addresses["client"].split("://", 1)[1] for member in members]
+
+
+def etcd_leader(members: list[ServerProcess]) -> ServerProcess:
+    """The member that leads the cluster now, as the members that answer say."""
+    statuses = []
+    for member in members:
+        request = urllib.request.Request(member.addresses["client"] + "/v3/maintenance/status",
+                                         data=b"{}", headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                statuses.append((member, json.load(response)))
+        except OSError:
+            continue
+    if not statuses:
+        raise ServerError("no etcd member answers")
+    leader_id = statuses[0][1]["leader"]
+    return next(member for member, status in statuses
+                if status["header"]["member_id"] == leader_id)
+
+
+def _with_options(argv: list[str], values: dict[str, str]) -> list[str]:
+    """``argv`` with each ``--option value`` pair set to ``values``' value (added if absent)."""
+    argv = list(argv)
+    for option, value in values.items():
+        if option in argv:
+            argv[argv.index(option) + 1] = value
+        else:
+            argv += [option, value]
+    return argv
+
+
+# Several machines on this one: network namespaces on a private bridge, so that a cluster runs
+# as it is deployed (each server on an address of its own, reached over a network) and a server
+# can be cut off or killed while the others carry on.
+
+#: Where ``ip netns add`` puts the namespaces it names.
+NETNS_DIR = Path("/var/run/netns")
+#: Addresses of host networks come from this private /16, one /24 per network.
+HOST_NETWORK_RANGE = "10.231"
+_NAME_PREFIX = "mrnet"
+_CLONE_NEWNET = 0x40000000
+
+
+def _ip(*arguments: str) -> str:
+    result = subprocess.run(["ip", *arguments], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ServerError(f"ip {' '.join(arguments)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+class HostNetwork:
+    """Network namespaces that stand for separate machines (needs root).
+
+    Each host is a namespace whose one interface is on a bridge of this (the root) namespace,
+    with an address of a private /24; the bridge has the first address, so this process reaches
+    every host. The /24 is the namespaces' only route and the bridge is attached to nothing
+    else, so no traffic leaves the machine. Interface and namespace names carry this process's
+    pid: ``remove_orphans`` clears what a run killed before its ``close`` left behind.
+    """
+
+    def __init__(self):
+        self.bridge = f"{_NAME_PREFIX}{os.getpid()}"
+        self.subnet = _free_subnet()
+        self.hosts: dict[str, str] = {}
+        _ip("link", "add", self.bridge, "type", "bridge")
+        try:
+            _ip("addr", "add", f"{self.subnet}.1/24", "dev", self.bridge)
+            _ip("link", "set", self.bridge, "up")
+        except ServerError:
+            self.close()
+            raise
+
+    def add_host(self, host: str) -> str:
+        """A new host: its namespace, its interface on the bridge; returns its address."""
+        address = f"{self.subnet}.{len(self.hosts) + 2}"
+        namespace = self.namespace(host)
+        _ip("netns", "add", namespace)
+        self.hosts[host] = address
+        outside = f"{self.bridge}.{len(self.hosts)}"
+        _ip("link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", namespace)
+        _ip("link", "set", outside, "master", self.bridge, "up")
+        _ip("-n", namespace, "addr", "add", f"{address}/24", "dev", "eth0")
+        _ip("-n", namespace, "link", "set", "eth0", "up")
+        _ip("-n", namespace, "link", "set", "lo", "up")
+        return address
+
+    def address(self, host: str) -> str:
+        return self.hosts[host]
+
+    def namespace(self, host: str) -> str:
+        return f"{self.bridge}-{host}"
+
+    def close(self) -> None:
+        """Remove every namespace and the bridge (the interfaces go with them); a namespace
+        whose processes still run lives on, nameless and unreachable, until they exit."""
+        failures = []
+        commands = [("netns", "del", self.namespace(host)) for host in self.hosts]
+        for command in [*commands, ("link", "del", self.bridge)]:
+            try:
+                _ip(*command)
+            except ServerError as error:
+                failures.append(str(error))
+        self.hosts = {}
+        if failures:
+            raise ServerError("; ".join(failures))
+
+    def __enter__(self) -> "HostNetwork":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    @staticmethod
+    def remove_orphans() -> list[str]:
+        """Remove what host networks whose process is gone left behind: the processes still
+        running in their namespaces (SIGKILL, by pid), the namespaces, their interfaces."""
+        removed = []
+        namespaces = [line.split()[0] for line in _ip("netns", "list").splitlines() if line]
+        for namespace in _orphans(namespaces):
+            for pid in _ip("netns", "pids", namespace).split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            _ip("netns", "del", namespace)
+            removed.append(namespace)
+        links = [line.split(": ")[1].split("@")[0]
+                 for line in _ip("-o", "link", "show").splitlines()]
+        for link in _orphans(links):  # bridges, and interfaces of namespaces not yet freed
+            try:
+                _ip("link", "del", link)
+            except ServerError as error:
+                if "Cannot find device" not in str(error):  # freed meanwhile
+                    raise
+            removed.append(link)
+        return removed
+
+
+def _orphans(names: list[str]) -> list[str]:
+    """Those of ``names`` that a host network whose process is gone made."""
+    orphans = []
+    for name in names:
+        owner = name[len(_NAME_PREFIX):].split("-")[0].split(".")[0]
+        if name.startswith(_NAME_PREFIX) and owner.isdigit() and not _is_alive(int(owner)):
+            orphans.append(name)
+    return orphans
+
+
+def _is_alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def _free_subnet() -> str:
+    """A /24 of HOST_NETWORK_RANGE that no interface of this machine uses."""
+    used = _ip("-o", "-4", "addr", "show")
+    for offset in range(250):
+        subnet = f"{HOST_NETWORK_RANGE}.{(os.getpid() + offset) % 250 + 1}"
+        if f" {subnet}." not in used:
+            return subnet
+    raise ServerError(f"every /24 of {HOST_NETWORK_RANGE}.0.0/16 is in use")
+
+
+@dataclasses.dataclass
+class NamespacedProcess(ServerProcess):
+    """A server started inside a network namespace.
+
+    This process enters the namespace just for the start (the server inherits it, and the
+    readiness check runs from inside), then comes back: the server keeps its own pid and command
+    line, so everything that stops it by pid works unchanged. ``ip netns exec`` would make the
+    recorded command line name ``ip``. Start these one at a time, and not while other greenlets
+    open loopback connections: sockets opened meanwhile would be in the namespace too.
+    """
+    netns: str = ""
+
+    def start(self) -> "NamespacedProcess":
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        with open(NETNS_DIR / self.netns) as namespace, open("/proc/thread-self/ns/net") as home:
+            if libc.setns(namespace.fileno(), _CLONE_NEWNET) != 0:
+                raise ServerError(f"cannot enter network namespace {self.netns}: "
+                                  f"{os.strerror(ctypes.get_errno())}")
+            try:
+                super().start()
+            finally:
+                if libc.setns(home.fileno(), _CLONE_NEWNET) != 0:
+                    raise ServerError("cannot return to this process's network namespace: "
+                                      f"{os.strerror(ctypes.get_errno())}")
+        return self
+
+
+def on_host(process: ServerProcess, network: HostNetwork, host: str) -> NamespacedProcess:
+    """``process`` as a server of ``host``: it runs in the host's namespace, and listens on
+    (and announces) the host's address wherever it was to use 127.0.0.1."""
+    def moved(text: str) -> str:
+        return text.replace(LOOPBACK, network.address(host))
+
+    fields = {field.name: getattr(process, field.name) for field in dataclasses.fields(process)}
+    fields.update(argv=[moved(argument) for argument in process.argv],
+                  addresses={role: moved(address) for role, address in process.addresses.items()},
+                  health_url=process.health_url and moved(process.health_url))
+    return NamespacedProcess(**fields, netns=network.namespace(host))

@@ -41,7 +41,7 @@ class Service:
     def stop(self) -> None:
         if self.worker is not None:
             self.worker.stop()
-        self.engine.requests.stop()
+        self.engine.stop()
         self.queue.close()
         if self.executor is not None:
             self.executor.close()

@@ -91,6 +91,11 @@ class Settings:
         "Key prefix of everything mr stores, so that several installations can share one etcd.")
     etcd_host: str = _setting("127.0.0.1", "MR_ETCD_HOST", str, "etcd client host.")
     etcd_port: int = _setting(2379, "MR_ETCD_PORT", _parse_positive_int, "etcd client port.")
+    etcd_endpoints: tuple = _setting(
+        (), "MR_ETCD_ENDPOINTS", _parse_list,
+        "Comma-separated ``host:port`` client addresses of the members of an etcd cluster, in "
+        "order of preference; when set, it replaces ``MR_ETCD_HOST`` and ``MR_ETCD_PORT``. A "
+        "client talks to one member and moves on to the next when that one does not answer.")
     etcd_is_ssl: bool = _setting(False, "MR_ETCD_IS_SSL", _parse_bool, "Talk to etcd over HTTPS.")
     etcd_timeout_s: float = _setting(
         5.0, "MR_ETCD_TIMEOUT_S", _parse_positive_float,
@@ -110,9 +115,9 @@ class Settings:
         "general_worker", "MR_CHANNEL", str,
         "NSQ channel every worker consumes on, so that each message goes to one worker.")
     nsq_max_in_flight: int = _setting(
-        32, "MR_NSQ_MAX_IN_FLIGHT", _parse_positive_int,
-        "Messages a worker holds at once per topic. A message is held until its work is "
-        "committed, so this bounds a worker's concurrent invocations.")
+        0, "MR_NSQ_MAX_IN_FLIGHT", _parse_non_negative_int,
+        "Messages a worker holds at once per topic; 0 means its concurrency "
+        "(``MR_WORKER_CONCURRENCY``). A message is held until its work is committed.")
     message_timeout_s: float = _setting(
         60.0, "MR_MESSAGE_TIMEOUT_S", _parse_positive_float,
         "Time a consumer may hold a message without touching it before it is delivered again. "
@@ -136,6 +141,16 @@ class Settings:
     executor_processes: int = _setting(
         0, "MR_EXECUTOR_PROCESSES", _parse_non_negative_int,
         "Child processes that run handler code in a worker; 0 means one per core.")
+    executor_memory_mb: int = _setting(
+        0, "MR_EXECUTOR_MEMORY_MB", _parse_non_negative_int,
+        "Memory (MiB) each executor child, and each process a handler starts, may allocate; a "
+        "handler that needs more fails with ``HandlerMemoryExceeded``. 0 means an equal share "
+        "of the machine's memory (or its cgroup limit) for every child and one more for the "
+        "worker: memory / (children + 1).")
+    executor_max_output_mb: int = _setting(
+        64, "MR_EXECUTOR_MAX_OUTPUT_MB", _parse_positive_int,
+        "Output (MiB) one invocation may write to stdout and stderr together before it is "
+        "stopped with ``HandlerOutputExceeded``; the first MiB of each is kept either way.")
     workflow_scope_factory_fq_class: str = _setting(
         "", "MR_WORKFLOW_SCOPE_FACTORY_FQ_CLASS", _parse_dotted_path,
         "Dotted path (``package.module.Class``) of the scope factory: made once per workflow in "
@@ -152,8 +167,27 @@ class Settings:
         "A handler running longer than this is killed and its request fails.")
     invocation_max_attempts: int = _setting(
         5, "MR_INVOCATION_MAX_ATTEMPTS", _parse_positive_int,
-        "Deliveries of one invocation that failed for a reason outside its handler (a backend "
-        "unreachable) before its request fails. A handler's own error fails it at once.")
+        "Attempts of one invocation that failed for a reason outside its handler (a backend "
+        "unreachable, lost data, any unexpected error) before its request fails with that "
+        "error. A handler's own error fails it at once.")
+    request_deadline_s: float = _setting(
+        3600.0, "MR_REQUEST_DEADLINE_S", _parse_positive_float,
+        "How long a request may run before it fails with ``DeadlineExceeded``, unless its job "
+        "(``deadline_s``) or its body (``\"deadline_s\"``) says otherwise.")
+    sweep_interval_s: float = _setting(
+        5.0, "MR_SWEEP_INTERVAL_S", _parse_positive_float,
+        "How often the sweeper (one worker of the cluster at a time) looks for requests past "
+        "their deadline and requests whose work was lost.")
+    request_stall_s: float = _setting(
+        60.0, "MR_REQUEST_STALL_S", _parse_positive_float,
+        "A running request none of whose invocations committed anything for this long, and "
+        "with none running, has its unfinished invocations published again by the sweeper "
+        "(then again after twice as long, and so on).")
+    worker_concurrency: int = _setting(
+        0, "MR_WORKER_CONCURRENCY", _parse_non_negative_int,
+        "Invocations one worker runs at once, over all its topics; 0 means four per executor "
+        "child. A message that finds no free slot within half the message timeout goes back to "
+        "the queue for another worker, so held messages never wait without bound.")
     request_wait_timeout_s: float = _setting(
         60.0, "MR_REQUEST_WAIT_TIMEOUT_S", _parse_positive_float,
         "How long a blocking request waits for its result before the answer is 504; the "

@@ -19,6 +19,7 @@ from mr.kv.etcd import EtcdKV  # noqa: E402
 from mr.kv.memory import MemoryKV  # noqa: E402
 from mr.queue.memory import MemoryQueue  # noqa: E402
 from mr.queue.nsq import NsqQueue  # noqa: E402
+from mr.settings import Settings  # noqa: E402
 
 #: Short, so that redelivery after a message timeout is observable quickly in tests.
 TEST_MESSAGE_TIMEOUT_S = 1.0
@@ -38,8 +39,11 @@ def etcd_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def nsqd_server(tmp_path_factory):
-    server = devservers.nsqd(tmp_path_factory.mktemp("nsqd"),
-                             msg_timeout_s=TEST_MESSAGE_TIMEOUT_S, tie_to_parent=True).start()
+    server = devservers.nsqd(
+        tmp_path_factory.mktemp("nsqd"), msg_timeout_s=TEST_MESSAGE_TIMEOUT_S,
+        max_msg_timeout_s=devservers.longest_message_hold_s(
+            Settings.load({}).invocation_timeout_s, TEST_MESSAGE_TIMEOUT_S),
+        tie_to_parent=True).start()
     yield server
     server.stop()
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 from mr.cli.errors import UserError
 from mr.data.base import DataError
 from mr.kv import create_kv
-from mr.kv.base import KVError, TransactionTooLargeError
+from mr.kv.base import KVError, KVSpaceExceededError, TransactionTooLargeError
 from mr.models import EntityStore, ModelError, Request, Workflow
 from mr.models.base import Model, WorkflowEntity
 from mr.settings import Settings
@@ -29,7 +29,7 @@ def user_errors() -> Iterator[None]:
     """Turn what a user can fix (a bad name, a missing entity, a server down) into UserError."""
     try:
         yield
-    except (ModelError, TransactionTooLargeError) as error:
+    except (ModelError, TransactionTooLargeError, KVSpaceExceededError) as error:
         raise UserError(str(error)) from None
     except KVError as error:
         raise UserError(f"the KV store is not reachable: {error}") from None

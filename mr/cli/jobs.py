@@ -11,6 +11,9 @@ def register(subparsers) -> None:
     create = verbs.add_parser("create", help="create a job that starts requests at a step")
     for argument in ("workflow", "name", "description", "initial_step"):
         create.add_argument(argument, metavar=argument.upper())
+    create.add_argument("--deadline-s", type=float, metavar="SECONDS",
+                        help="how long a request may run before it fails (default: "
+                             "MR_REQUEST_DEADLINE_S)")
     add_json_option(create)
     create.set_defaults(run=run_create)
     add_get(verbs, Job)
@@ -22,4 +25,5 @@ def register(subparsers) -> None:
 def run_create(arguments) -> int:
     return create_and_show(lambda: Job(
         workflow=arguments.workflow, name=arguments.name, description=arguments.description,
-        initial_step_name=arguments.initial_step), arguments.json)
+        initial_step_name=arguments.initial_step, deadline_s=arguments.deadline_s),
+        arguments.json)

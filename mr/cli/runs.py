@@ -62,7 +62,7 @@ def run_cleanup(arguments) -> int:
                 print(f"would remove {what}: its record, {_run_state(engine, request)} and its "
                       f"data")
                 return 0
-            engine.remove(request.workflow, request.request_id)
+            engine.cleaner.remove(request.workflow, request.request_id)
             print(f"removed {what}")
             return 0
     finally:

@@ -39,14 +39,17 @@ def run_start(arguments) -> int:
     def ports(name):
         return (0, 0) if arguments.free_ports else DEFAULT_PORTS[name]
 
+    settings = Settings.load()
     started = []
     try:
         started.append(devservers.etcd(data_dir, *ports("etcd")).start())
         lookupd = devservers.nsqlookupd(data_dir, *ports("nsqlookupd")).start()
         started.append(lookupd)
-        started.append(devservers.nsqd(data_dir, *ports("nsqd"),
-                                       msg_timeout_s=Settings.load().message_timeout_s,
-                                       lookupd_tcp_address=lookupd.addresses["tcp"]).start())
+        started.append(devservers.nsqd(
+            data_dir, *ports("nsqd"), msg_timeout_s=settings.message_timeout_s,
+            max_msg_timeout_s=devservers.longest_message_hold_s(settings.invocation_timeout_s,
+                                                                settings.message_timeout_s),
+            lookupd_tcp_address=lookupd.addresses["tcp"]).start())
     except devservers.ServerError as error:
         for server in started:
             server.stop()

@@ -18,3 +18,13 @@ class RequestFinished(Exception):
 
 class ServiceUnavailable(Exception):
     """The request could not be accepted because a backend is unreachable (HTTP 503)."""
+
+
+class NoFreeSlot(Exception):
+    """This worker runs as many invocations as it may; the message goes back to the queue."""
+
+
+def engine_error(error_type: str, message: str) -> dict[str, str]:
+    """An error of the engine (not of a handler), in the shape of a handler's error record."""
+    return {"type": error_type, "message": message, "traceback": "", "kind": "engine"}
+

@@ -41,11 +41,16 @@ class InvocationMessage:
     pair: Any = None
     #: MAP: data store path of the argument pairs; REDUCE of a leaf: of the combined pairs.
     data_ref: str | None = None
+    #: Published again (a redelivered parent, the sweeper): the invocation may have committed
+    #: already, so its worker checks before it runs any handler.
+    redelivered: bool = False
 
     def encode(self) -> bytes:
-        return codec.encode([_VERSION, self.workflow, self.request_id, self.invocation_id,
-                             self.kind, self.step, [a.to_list() for a in self.ancestors],
-                             self.pair, self.data_ref])
+        fields = [_VERSION, self.workflow, self.request_id, self.invocation_id, self.kind,
+                  self.step, [a.to_list() for a in self.ancestors], self.pair, self.data_ref]
+        if self.redelivered:
+            fields.append(True)
+        return codec.encode(fields)
 
     @classmethod
     def decode(cls, body: bytes) -> "InvocationMessage":
@@ -53,9 +58,10 @@ class InvocationMessage:
         if not isinstance(fields, list) or not fields or fields[0] != _VERSION:
             raise ValueError("not an invocation message of this version")
         (_, workflow, request_id, invocation_id, kind, step, ancestors, pair,
-         data_ref) = fields
+         data_ref, *rest) = fields
         return cls(workflow, request_id, invocation_id, kind, step,
-                   tuple(Ancestor(*ancestor) for ancestor in ancestors), pair, data_ref)
+                   tuple(Ancestor(*ancestor) for ancestor in ancestors), pair, data_ref,
+                   bool(rest and rest[0]))
 
     @property
     def parent(self) -> Ancestor | None:

@@ -1,7 +1,9 @@
 """What this process knows about the requests of the workflows it serves.
 
-One watch per workflow over its request records keeps a cache current and wakes the greenlets
-waiting for a request to finish. Workers use the cache to skip the invocations of requests that
+One watch per workflow over its request records keeps a cache of the running ones current and
+wakes the greenlets waiting for a request to finish. Finished requests are remembered only by
+id, in a bounded list, so that a long-lived process holds no finished records (a failed one
+carries its error) and its memory does not grow with the requests it has seen. Workers use the cache to skip the invocations of requests that
 already failed or were cancelled without a KV round trip per invocation; the commit of every
 invocation still compares the request's state in the KV, so a stale cache costs work, never
 correctness. A waiter registers before it looks at the request, and the watch runs from the
@@ -9,6 +11,7 @@ revision of the initial listing, so no wake-up is lost.
 """
 from __future__ import annotations
 
+import collections
 import logging
 from collections import defaultdict
 from typing import Callable
@@ -18,11 +21,16 @@ import gevent.event
 
 from mr.kv.base import KV, CompactedError, KVError
 from mr.models import Request
+from mr.models.errors import ModelError
 from mr.models.keys import Keys
 
 log = logging.getLogger(__name__)
 
 TERMINAL_STATES = ("done", "failed", "cancelled")
+#: Finished requests remembered by id, to skip their leftover messages without a KV read.
+FINISHED_REMEMBERED = 10000
+#: Request records read per round trip when a workflow's requests are loaded.
+LOAD_PAGE_SIZE = 500
 
 
 class RequestTracker:
@@ -30,6 +38,8 @@ class RequestTracker:
         self._kv = kv
         self._keys = keys
         self._requests: dict[tuple[str, str], Request] = {}
+        self._finished: collections.OrderedDict[tuple[str, str], None] = \
+            collections.OrderedDict()
         self._waiters: dict[tuple[str, str], list[gevent.event.AsyncResult]] = defaultdict(list)
         self._greenlets: dict[str, gevent.Greenlet] = {}
         #: Called with (workflow, request_id) when a request is seen to finish or vanish.
@@ -45,10 +55,13 @@ class RequestTracker:
         return self._keys.entities(Request.kind, workflow)
 
     def _load(self, workflow: str) -> int:
-        listing = self._kv.range(self._collection(workflow), prefix=True)
-        for stored in listing.kvs:
-            self._apply(workflow, stored.key, stored.value, stored.mod_revision)
-        return listing.revision
+        """Read the workflow's requests page by page; returns a revision from which the watch
+        replays whatever changed during the reading (re-applying a record is harmless)."""
+        revision = self._kv.current_revision()
+        for page in self._kv.pages(self._collection(workflow), LOAD_PAGE_SIZE):
+            for stored in page:
+                self._apply(workflow, stored.key, stored.value, stored.mod_revision)
+        return revision
 
     def _follow(self, workflow: str, revision: int) -> None:
         while True:
@@ -74,14 +87,32 @@ class RequestTracker:
         return self._load(workflow)
 
     def _apply(self, workflow: str, key: str, value: bytes, revision: int) -> None:
-        request = Request.decode(key.rsplit("/", 1)[1], value).with_revision(revision)
+        try:
+            request = Request.decode(key.rsplit("/", 1)[1], value).with_revision(revision)
+        except ModelError as error:  # one bad record must not blind the process to the rest
+            log.error("ignoring request record %s: %s", key, error)
+            return
         identity = (workflow, request.request_id)
-        self._requests[identity] = request
         if request.state in TERMINAL_STATES:
+            self._requests.pop(identity, None)
+            self._remember_finished(identity)
             self._wake(identity, request)
+        else:
+            self._requests[identity] = request
+
+    def _remember_finished(self, identity: tuple[str, str]) -> None:
+        self._finished[identity] = None
+        self._finished.move_to_end(identity)
+        while len(self._finished) > FINISHED_REMEMBERED:
+            self._finished.popitem(last=False)
 
     def _forget(self, identity: tuple[str, str]) -> None:
+        self._remember_finished(identity)
         self._wake(identity, self._requests.pop(identity, None))
+
+    def is_finished(self, workflow: str, request_id: str) -> bool:
+        """Known to be finished or removed, without a KV read (False: running or unknown)."""
+        return (workflow, request_id) in self._finished
 
     def _wake(self, identity: tuple[str, str], request: Request | None) -> None:
         for waiter in self._waiters.pop(identity, []):
@@ -90,7 +121,7 @@ class RequestTracker:
             listener(*identity)
 
     def get(self, workflow: str, request_id: str) -> Request | None:
-        """The request as last seen; read from the KV when it is not in the cache."""
+        """The request as last seen when it is running; read from the KV otherwise."""
         request = self._requests.get((workflow, request_id))
         if request is not None:
             return request
@@ -98,7 +129,7 @@ class RequestTracker:
         if stored is None:
             return None
         request = Request.decode(request_id, stored.value).with_revision(stored.mod_revision)
-        if workflow in self._greenlets:
+        if workflow in self._greenlets and request.state not in TERMINAL_STATES:
             self._requests.setdefault((workflow, request_id), request)
         return request
 

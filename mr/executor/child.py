@@ -1,8 +1,9 @@
 """An executor child: runs the invocations the pool sends, one at a time, until the pool hangs up.
 
 Started by the pool as ``python -u -m mr.executor.child <request fd> <reply fd>``. Unbuffered
-(``-u``), so what a handler printed is in its capture file even if the process dies right after.
-The first message is the pool's :class:`ChildConfig`; each one after it is a task.
+(``-u``), so what a handler printed reaches the pool even if the process dies right after. The
+first message is the pool's :class:`ChildConfig`, after which the child limits its memory; each
+message after it is a task.
 """
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from mr.executor.capture import redirected_output
 from mr.executor.collect import collect
 from mr.executor.exec_processor import ExecProcessor
 from mr.executor.injected import SessionAccess
-from mr.executor.protocol import (ChildConfig, HandlerProtocolError, Task, encode_message,
-                                  handler_error, read_message, write_frame)
+from mr.executor.memory import MemoryReserve, limit_memory
+from mr.executor.protocol import (OUT_OF_MEMORY_EXIT_STATUS, ChildConfig, HandlerProtocolError,
+                                  Task, encode_message, handler_error, memory_error, read_message,
+                                  write_frame)
 from mr.executor.python_processor import PythonProcessor
 from mr.executor.scope import ScopeFactoryError, WorkflowScopes
 
@@ -31,38 +34,63 @@ def processors(config: ChildConfig) -> dict[str, Any]:
             "exec": ExecProcessor(config.work_dir)}
 
 
-def run_task(task: Task, by_source_type: dict[str, Any]) -> dict[str, Any]:
-    """The reply for one invocation (without its output, which the pool reads from the files)."""
-    session = SessionAccess(task.handler_name, task.session, task.session_writable)
-    try:
-        with by_source_type[task.source_type].run(task, session) as result:
-            directive, pairs = collect(result, task)
-    except BaseException as error:  # SystemExit too: a handler's sys.exit() fails the handler
-        return _failure(task, error)
-    return {"directive": directive, "pairs": pairs, "session": session.values, "error": None}
+class _TaskRunner:
+    """What a child keeps between tasks: its processors, and the memory it may use."""
+
+    def __init__(self, config: ChildConfig):
+        self.memory_limit_mb = config.memory_limit_mb
+        limit_memory(config.memory_limit_mb)
+        self._reserve = MemoryReserve()
+        self._by_source_type = processors(config)
+
+    def serve(self, request: dict[str, Any]) -> bytes:
+        """The encoded reply to one request (the output goes to the pool's FIFOs)."""
+        task = Task(**request["task"])
+        with redirected_output(request["stdout_path"], request["stderr_path"]):
+            reply = self.run_task(task)
+        return self.encode_reply(task, reply)
+
+    def run_task(self, task: Task) -> dict[str, Any]:
+        """The reply for one invocation, without its output."""
+        session = SessionAccess(task.handler_name, task.session, task.session_writable)
+        try:
+            with self._by_source_type[task.source_type].run(task, session) as result:
+                directive, pairs = collect(result, task)
+        except MemoryError as error:
+            self._reserve.release()
+            return _failed(task, memory_error(task.handler_name, self.memory_limit_mb,
+                                              _user_traceback(error, task)))
+        except BaseException as error:  # SystemExit too: a handler's sys.exit() fails it
+            kind = "scope_factory" if isinstance(error, ScopeFactoryError) else "handler"
+            return _failed(task, handler_error(kind, type(error).__name__, str(error),
+                                               _user_traceback(error, task)))
+        return {"directive": directive, "pairs": pairs, "session": session.values,
+                "error": None}
+
+    def encode_reply(self, task: Task, reply: dict[str, Any]) -> bytes:
+        """The encoded reply, or the encoded failure that names what could not be encoded."""
+        try:
+            return encode_message(reply)
+        except MemoryError:
+            self._reserve.release()
+            return encode_message(_failed(task, memory_error(task.handler_name,
+                                                             self.memory_limit_mb)))
+        except codec.CodecError as error:
+            culprit = next((f"pair {pair!r:.200}" for pair in reply["pairs"]
+                            if not _encodable(pair)), "its session")
+            return encode_message(_failed(task, handler_error(
+                "handler", HandlerProtocolError.__name__,
+                f"{task.handler_type} {task.handler_name!r} produced {culprit}, which cannot be "
+                f"encoded: {error}")))
 
 
-def encode_reply(task: Task, reply: dict[str, Any]) -> bytes:
-    """The encoded reply, or the encoded failure that names what could not be encoded."""
-    try:
-        return encode_message(reply)
-    except codec.CodecError as error:
-        culprit = next((f"pair {pair!r:.200}" for pair in reply["pairs"]
-                        if not _encodable(pair)), "its session")
-        reason = HandlerProtocolError(f"{task.handler_type} {task.handler_name!r} produced "
-                                      f"{culprit}, which cannot be encoded: {error}")
-        return encode_message(_failure(task, reason))
+def _failed(task: Task, error: dict[str, str]) -> dict[str, Any]:
+    return {"directive": None, "pairs": [], "session": task.session, "error": error}
 
 
-def _failure(task: Task, error: BaseException) -> dict[str, Any]:
-    kind = "scope_factory" if isinstance(error, ScopeFactoryError) else "handler"
-    return {"directive": None, "pairs": [], "session": task.session,
-            "error": handler_error(kind, type(error).__name__, str(error),
-                                   _user_traceback(error, f"handler:{task.handler_name}"))}
-
-
-def _user_traceback(error: BaseException, filename: str) -> str:
+def _user_traceback(error: BaseException, task: Task) -> str:
     """The traceback from the handler's first frame on (the child's own frames are noise)."""
+    filename = f"handler:{task.handler_name}"
     frames = error.__traceback__
     while frames is not None and frames.tb_frame.f_code.co_filename != filename:
         frames = frames.tb_next
@@ -92,18 +120,17 @@ def main(argv: list[str]) -> int:
     read = functools.partial(os.read, request_fd)
     write = functools.partial(os.write, reply_fd)
     try:
-        by_source_type = processors(ChildConfig(**read_message(read)))
+        runner = _TaskRunner(ChildConfig(**read_message(read)))
     except EOFError:
         return 0
     while True:
         try:
-            request = read_message(read)
+            reply = runner.serve(read_message(read))
         except EOFError:
             return 0
-        task = Task(**request["task"])
-        with redirected_output(request["stdout_path"], request["stderr_path"]):
-            reply = run_task(task, by_source_type)
-        write_frame(write, encode_reply(task, reply))
+        except MemoryError:  # even its failure could not be reported: the pool knows this status
+            os._exit(OUT_OF_MEMORY_EXIT_STATUS)
+        write_frame(write, reply)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 A CPU-bound or runaway handler therefore cannot starve the worker's gevent loop, can be killed on
 timeout, and has its output captured per invocation. Each child runs one invocation at a time;
 :meth:`ExecutorPool.run` blocks only its calling greenlet, so up to ``size`` invocations run in
-parallel. A child that times out is killed, one that dies is reaped, and either is replaced.
+parallel. Every way a handler can misbehave ends its own invocation only: a child that runs too
+long or writes too much is killed, one that runs out of memory or dies is reaped, and each is
+replaced.
 """
 from __future__ import annotations
 
@@ -22,21 +24,18 @@ import gevent
 import gevent.event
 from gevent import os as gevent_os
 from gevent import subprocess
-from gevent.monkey import get_original
 
 import mr
-from mr.executor.capture import collect_output
-from mr.executor.protocol import (ChildConfig, Outcome, Task, encode_message, handler_error,
-                                  read_message, write_frame)
+from mr.executor.capture import InvocationOutput, OutputExceeded, close_now
+from mr.executor.memory import automatic_limit_mb
+from mr.executor.protocol import (OUT_OF_MEMORY_EXIT_STATUS, ChildConfig, Outcome, Task,
+                                  encode_message, handler_error, memory_error, read_message,
+                                  write_frame)
 from mr.fs import check_shared_root
 
-#: How long a child that closed its reply pipe gets to exit before it is killed.
+#: How long a child that closed its reply pipe, or ran out of memory, gets to exit before it is
+#: killed.
 _DYING_CHILD_GRACE_S = 1.0
-
-# gevent's patched os.close (25.8+) defers closing a pipe until after the hub's next poll, and an
-# otherwise idle hub blocks in that poll: the child would wait for an EOF that never comes. No
-# greenlet waits on our fds when we close them, so closing at once is safe.
-_close_now = get_original("os", "close")
 
 MEMORY_TMP = "/dev/shm"
 
@@ -59,12 +58,12 @@ class _Child:
                 stdin=subprocess.DEVNULL, pass_fds=(request_read, reply_write),
                 start_new_session=True, env=_child_environment())
         except BaseException:
-            _close_now(self._request_write)
-            _close_now(self._reply_read)
+            close_now(self._request_write)
+            close_now(self._reply_read)
             raise
         finally:
-            _close_now(request_read)
-            _close_now(reply_write)
+            close_now(request_read)
+            close_now(reply_write)
         self.pid = self.process.pid
         self._hung_up = False
         gevent_os.make_nonblocking(self._request_write)
@@ -75,10 +74,13 @@ class _Child:
     def _write(self, payload: bytes) -> None:
         write_frame(functools.partial(gevent_os.nb_write, self._request_write), payload)
 
-    def exchange(self, payload: bytes) -> dict:
-        """Send one request and wait for its reply; EOFError or OSError if the child died."""
-        self._write(payload)
-        return read_message(functools.partial(gevent_os.nb_read, self._reply_read))
+    def exchange(self, payload: bytes) -> dict | None:
+        """Send one request and wait for its reply; None if the child died."""
+        try:
+            self._write(payload)
+            return read_message(functools.partial(gevent_os.nb_read, self._reply_read))
+        except (EOFError, OSError):
+            return None
 
     def is_alive(self) -> bool:
         return self.process.poll() is None
@@ -94,8 +96,8 @@ class _Child:
         Only for a child that no greenlet is exchanging with."""
         if not self._hung_up:  # never twice: the fd numbers may belong to new files by then
             self._hung_up = True
-            _close_now(self._request_write)
-            _close_now(self._reply_read)
+            close_now(self._request_write)
+            close_now(self._reply_read)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=grace_s)
         self.kill()
@@ -129,6 +131,9 @@ def _remove_trees(*paths: str) -> None:
 class ExecutorPool:
     """``size`` children (default: one per core); each invocation gets one to itself.
 
+    ``memory_limit_mb``: what each child (and each process a handler starts) may allocate;
+    None: an equal share of the machine's memory (mr.executor.memory). ``max_output_mb``: how
+    much an invocation may write to stdout and stderr together before it is stopped.
     ``scope_factory``: the dotted path of the scope factory class (mr.executor.scope);
     ``fs_root_url``: the root of the shared filesystem given to handlers as ``FS`` (None: no
     ``FS``), checked here so that a bad URL stops the worker at its start.
@@ -139,10 +144,13 @@ class ExecutorPool:
         """The pool the settings describe (``size`` overrides MR_EXECUTOR_PROCESSES)."""
         return cls(size or settings.executor_processes or None,
                    default_timeout_s=settings.invocation_timeout_s,
+                   memory_limit_mb=settings.executor_memory_mb or None,
+                   max_output_mb=settings.executor_max_output_mb,
                    scope_factory=settings.workflow_scope_factory_fq_class,
                    fs_root_url=settings.fs_root_url)
 
     def __init__(self, size: int | None = None, default_timeout_s: float = 300.0, *,
+                 memory_limit_mb: int | None = None, max_output_mb: int = 64,
                  scope_factory: str | None = None, fs_root_url: str | None = None):
         self.size = (os.cpu_count() or 1) if size is None else size
         if self.size < 1:
@@ -150,16 +158,18 @@ class ExecutorPool:
         if fs_root_url:
             check_shared_root(fs_root_url)
         self.default_timeout_s = default_timeout_s
+        self.memory_limit_mb = memory_limit_mb or automatic_limit_mb(self.size)
+        self.max_output_mb = max_output_mb
         self._work_dir = tempfile.mkdtemp(prefix="mr-executor-")
-        # Every invocation writes two capture files: in memory when there is a tmpfs, since
-        # creating files on a disk costs as much as a small handler's whole run.
+        # Every invocation makes two FIFOs: in memory when there is a tmpfs, since creating
+        # files on a disk costs as much as a small handler's whole run. They hold no data.
         self._output_dir = tempfile.mkdtemp(prefix="mr-output-", dir=_memory_backed_tmp())
         # Removed on close, or at exit if the pool was never closed.
         self._remove_work_dir = weakref.finalize(self, _remove_trees, self._work_dir,
                                                  self._output_dir)
         self._child_config = encode_message(ChildConfig(
-            work_dir=self._work_dir, scope_factory=scope_factory,
-            fs_root_url=fs_root_url).to_message())
+            work_dir=self._work_dir, memory_limit_mb=self.memory_limit_mb,
+            scope_factory=scope_factory, fs_root_url=fs_root_url).to_message())
         self._invocation_numbers = itertools.count()
         self._children: set[_Child] = set()
         self._idle: collections.deque[_Child] = collections.deque()
@@ -184,27 +194,55 @@ class ExecutorPool:
                                   "stderr_path": output_paths[1]})
         child = self._take_idle_child()
         try:
-            with gevent.Timeout(timeout_s, _TimedOut):
+            output = InvocationOutput(output_paths, self.max_output_mb << 20)
+        except BaseException:
+            self._release(child)
+            raise
+        stopped = False  # by the pool: it ran too long, or wrote too much
+        try:
+            with output.reading(), gevent.Timeout(timeout_s, _TimedOut):
                 reply = child.exchange(payload)
-        except _TimedOut:
+        except (_TimedOut, OutputExceeded):
+            stopped, reply = True, None
             self._retire(child, grace_s=0)
-            reply = self._failed(task, handler_error(
-                "timeout", "HandlerTimeout", f"handler {task.handler_name!r} ran longer than "
-                f"{timeout_s:g} s; its executor child (pid {child.pid}) was killed"))
-        except (EOFError, OSError):
-            self._retire(child, grace_s=_DYING_CHILD_GRACE_S)
-            reply = self._failed(task, handler_error(
-                "crashed", "ExecutorChildDied", f"the executor child (pid {child.pid}) running "
-                f"handler {task.handler_name!r} died: {child.exit_description()}"))
         except BaseException:  # e.g. the caller was killed mid-exchange: the child is unusable
             self._retire(child, grace_s=0)
+            output.finish()
             raise
         else:
-            self._release(child)
-        stdout, stderr = (collect_output(path) for path in output_paths)
+            if reply is None or (reply["error"] or {}).get("kind") == "memory":
+                self._retire(child, grace_s=_DYING_CHILD_GRACE_S)
+            else:
+                self._release(child)
+        stdout, stderr = output.finish()
+        error = self._failure(task, child, reply, stopped, output.exceeded, timeout_s)
+        if error is not None:
+            reply = self._failed(task, error)
         return Outcome(ok=reply["error"] is None, directive=reply["directive"],
                        pairs=reply["pairs"], session=reply["session"], stdout=stdout,
                        stderr=stderr, error=reply["error"])
+
+    def _failure(self, task: Task, child: _Child, reply: dict | None, stopped: bool,
+                 wrote_too_much: bool, timeout_s: float) -> dict | None:
+        """The error of an invocation that the pool ended or saw end badly; None when the
+        child's reply stands. Writing too much fails an invocation whatever else it did."""
+        name = task.handler_name
+        killed = f"; its executor child (pid {child.pid}) was killed" if stopped else ""
+        if wrote_too_much:
+            return handler_error(
+                "output", "HandlerOutputExceeded", f"handler {name!r} wrote more than "
+                f"{self.max_output_mb} MiB to stdout and stderr, the most one invocation may "
+                f"write (MR_EXECUTOR_MAX_OUTPUT_MB){killed}")
+        if stopped:
+            return handler_error("timeout", "HandlerTimeout",
+                                 f"handler {name!r} ran longer than {timeout_s:g} s{killed}")
+        if reply is not None:
+            return None
+        if child.process.returncode == OUT_OF_MEMORY_EXIT_STATUS:
+            return memory_error(name, self.memory_limit_mb)
+        return handler_error("crashed", "ExecutorChildDied", f"the executor child (pid "
+                             f"{child.pid}) running handler {name!r} died: "
+                             f"{child.exit_description()}")
 
     def close(self, grace_s: float = 5.0) -> None:
         """Stop every child and wait for it to exit: idle ones get ``grace_s`` to exit on their

@@ -21,6 +21,11 @@ _MAX_PAYLOAD_BYTES = (1 << 32) - 1
 
 #: The most that is kept of each of an invocation's stdout and stderr.
 OUTPUT_LIMIT_BYTES = 1 << 20
+#: The most text an error dict from the executor holds (see bounded_error): tracebacks and
+#: messages are read by people, and a handler can raise an exception with a 50 MB message.
+ERROR_LIMIT_BYTES = 64 << 10
+#: How a child that ran out of memory so completely that it could not even report it exits.
+OUT_OF_MEMORY_EXIT_STATUS = 86
 
 
 class HandlerProtocolError(Exception):
@@ -30,10 +35,11 @@ class HandlerProtocolError(Exception):
 @dataclasses.dataclass(frozen=True)
 class ChildConfig:
     """What a pool tells each child once, as its first message. ``work_dir``: the pool's own
-    temporary directory (exec handlers' files are written there). ``scope_factory``: the dotted
-    path of the scope factory class; ``fs_root_url``: the shared filesystem's root (no ``FS``
-    without it)."""
+    temporary directory (exec handlers' files are written there). ``memory_limit_mb``: what the
+    child, and each process it starts, may allocate. ``scope_factory``: the dotted path of the
+    scope factory class; ``fs_root_url``: the shared filesystem's root (no ``FS`` without it)."""
     work_dir: str
+    memory_limit_mb: int
     scope_factory: str | None = None
     fs_root_url: str | None = None
 
@@ -75,7 +81,7 @@ class Outcome:
     ``{"kind": "return"}``. ``pairs``: ``[[k, v], ...]``, for combiners ``[[k, [v, ...]], ...]``.
     ``session``: the session after the run (unchanged when it failed). ``error``: None or
     ``{"type", "message", "traceback", "kind"}``, kind being ``handler``, ``scope_factory``,
-    ``timeout`` or ``crashed``."""
+    ``timeout``, ``memory``, ``output`` or ``crashed``."""
     ok: bool
     directive: dict | None = None
     pairs: list = dataclasses.field(default_factory=list)
@@ -86,7 +92,57 @@ class Outcome:
 
 
 def handler_error(kind: str, error_type: str, message: str, traceback: str = "") -> dict[str, str]:
-    return {"type": error_type, "message": message, "traceback": traceback, "kind": kind}
+    """An invocation's error, as every part of the executor builds it: bounded in size."""
+    return bounded_error({"type": error_type, "message": message, "traceback": traceback,
+                          "kind": kind})
+
+
+def memory_error(handler_name: str, limit_mb: int, traceback: str = "") -> dict[str, str]:
+    """The error of an invocation whose child reached its memory limit (and is replaced)."""
+    return handler_error("memory", "HandlerMemoryExceeded",
+                         f"handler {handler_name!r} ran out of memory: an executor child may "
+                         f"allocate at most {limit_mb} MiB (MR_EXECUTOR_MEMORY_MB)", traceback)
+
+
+def bounded_error(error: dict[str, Any], limit_bytes: int = ERROR_LIMIT_BYTES) -> dict[str, Any]:
+    """A copy of ``error`` whose string values take at most ``limit_bytes`` of UTF-8 together.
+
+    Short values are kept whole and the long ones share what is left equally, each cut to its
+    start and a note ``[mr: truncated: N bytes, the first M kept]``. Keys and values of other
+    types are not counted, nor are the notes when a share is smaller than its note: leave room.
+    """
+    sizes = {key: _utf8_size(value) for key, value in error.items() if isinstance(value, str)}
+    bounded = dict(error)
+    if sum(sizes.values()) <= limit_bytes:
+        return bounded
+    budget = limit_bytes
+    by_size = sorted(sizes, key=sizes.__getitem__)
+    for number, key in enumerate(by_size):
+        share = budget // (len(by_size) - number)
+        if sizes[key] > share:
+            bounded[key] = _cut(error[key], sizes[key], share)
+        budget -= _utf8_size(bounded[key])
+    return bounded
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")  # lone surrogates count as what they would take
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(_utf8(text))  # no copy of a long ASCII text
+
+
+def _cut(text: str, size: int, limit_bytes: int) -> str:
+    """The start of ``text`` (``size`` bytes) and a note, in about ``limit_bytes``."""
+    room = max(0, limit_bytes - len(_truncation_note(size, limit_bytes)))
+    # ``room`` characters take at least ``room`` bytes; a character cut in two is dropped.
+    kept = _utf8(text[:room])[:room].decode("utf-8", "ignore")
+    return kept + _truncation_note(size, _utf8_size(kept))
+
+
+def _truncation_note(size: int, kept: int) -> str:
+    return f"\n[mr: truncated: {size} bytes, the first {kept} kept]"
 
 
 def encode_message(message: Any) -> bytes:

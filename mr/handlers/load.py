@@ -68,7 +68,8 @@ def read_definition(directory: Path) -> WorkflowDefinition:
                       reduce_handler_name=_get(spec, "reducer"))
                  for step, spec in _mapping(manifest, "steps").items()]
         jobs = [Job(workflow=name, name=job, description=_get(spec, "description", ""),
-                    initial_step_name=_get(spec, "step"))
+                    initial_step_name=_get(spec, "step"),
+                    deadline_s=_get(spec, "deadline_s", None))
                 for job, spec in _mapping(manifest, "jobs").items()]
         Workflow(name=name, description=str(manifest.get("description", "")))
     except (ModelError, ValueError) as error:

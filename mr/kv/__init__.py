@@ -7,7 +7,7 @@ def create_kv(settings: Settings) -> KV:
     """The KV backend the settings name."""
     if settings.kv_backend == "etcd":
         from mr.kv.etcd import EtcdKV
-        return EtcdKV(settings.etcd_host, settings.etcd_port, ssl=settings.etcd_is_ssl,
-                      timeout_s=settings.etcd_timeout_s)
+        return EtcdKV(settings.etcd_host, settings.etcd_port, endpoints=settings.etcd_endpoints,
+                      ssl=settings.etcd_is_ssl, timeout_s=settings.etcd_timeout_s)
     from mr.kv.memory import MemoryKV
     return MemoryKV()

@@ -35,6 +35,11 @@ class TransactionTooLargeError(KVError, ValueError):
     """The store refuses transactions with this many operations (etcd: ``--max-txn-ops``)."""
 
 
+class KVSpaceExceededError(KVError):
+    """The store is out of space: it refuses writes (reads still work) until an operator frees
+    some; for etcd, its NOSPACE alarm (``mr etcd maintain`` recovers)."""
+
+
 class LeaseNotFoundError(KVError):
     """The lease expired or was revoked."""
 
@@ -118,9 +123,12 @@ class Get:
 
 @dataclasses.dataclass(frozen=True)
 class Put:
+    """A write inside a transaction; ``prev_kv`` returns the key's previous state, so that a
+    put can count (the previous ``version`` + 1 is how many times the key has been written)."""
     key: str
     value: bytes
     lease: int = 0
+    prev_kv: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,11 +237,14 @@ class KV(abc.ABC):
 
     @abc.abstractmethod
     def range(self, key: str, *, prefix: bool = False, limit: int = 0,
-              count_only: bool = False, keys_only: bool = False) -> RangeResult:
+              count_only: bool = False, keys_only: bool = False,
+              start: str | None = None) -> RangeResult:
         """Keys equal to ``key`` (or starting with it, with ``prefix``), sorted by key.
 
         ``limit`` > 0 returns at most that many (``more`` says whether others exist; ``count`` is
-        always the total). ``count_only`` returns no kvs. ``keys_only`` returns empty values.
+        the total of the range). ``count_only`` returns no kvs. ``keys_only`` returns empty
+        values. ``start`` (with ``prefix``) begins the range at that key instead of at the
+        prefix, for reading a long prefix page by page.
         """
 
     @abc.abstractmethod
@@ -287,6 +298,22 @@ class KV(abc.ABC):
     def get(self, key: str) -> KeyValue | None:
         result = self.range(key)
         return result.kvs[0] if result.kvs else None
+
+    def pages(self, prefix: str, page_size: int = 500,
+              keys_only: bool = False) -> Iterator[list[KeyValue]]:
+        """The keys under ``prefix``, a page at a time, so that no single read is unbounded.
+
+        Each page is read at its own revision: keys written during the walk may or may not
+        appear, which suits scans that are repeated (cleanup, sweeping, cache loads)."""
+        start = None
+        while True:
+            page = self.range(prefix, prefix=True, limit=page_size, keys_only=keys_only,
+                              start=start)
+            if page.kvs:
+                yield page.kvs
+            if not page.more or not page.kvs:
+                return
+            start = page.kvs[-1].key + "\0"
 
     def current_revision(self) -> int:
         return self.range("\0", count_only=True).revision

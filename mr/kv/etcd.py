@@ -12,6 +12,7 @@ fields are omitted.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import time
@@ -19,11 +20,12 @@ from typing import Any, Sequence
 
 import gevent
 import urllib3
-from urllib3.exceptions import HTTPError, NewConnectionError, ReadTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, ReadTimeoutError
 
 from mr.kv.base import (KV, CompactedError, Compare, Delete, DeleteResult, Get, KeyValue, KVError,
-                        LeaseNotFoundError, Operation, Put, PutResult, QueuedWatch, RangeResult,
-                        TransactionTooLargeError, TxnResult, WatchEvent, prefix_range_end)
+                        KVSpaceExceededError, LeaseNotFoundError, Operation, Put, PutResult,
+                        QueuedWatch, RangeResult, TransactionTooLargeError, TxnResult,
+                        WatchEvent, prefix_range_end)
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +33,15 @@ log = logging.getLogger(__name__)
 #: two operations per handler, and etcd's default (128) would cap it near 60 handlers.
 MAX_TXN_OPS = 10000
 
+#: Deadline of a physical compaction or a defragmentation: they take a while on a large store
+#: (defragmentation rewrites the whole database file, at disk speed).
+MAINTENANCE_TIMEOUT_S = 600.0
+
 #: A watch stream that says nothing for this long is presumed dead and reopened.
 WATCH_IDLE_TIMEOUT_S = 30.0
+#: A member that does not accept a connection within this is taken for down (it is on a
+#: network: a live one accepts at once), so that the next member gets the rest of the deadline.
+CONNECT_TIMEOUT_S = 1.0
 _RETRY_INTERVAL_S = 0.1
 _RETRY_INTERVAL_MAX_S = 1.0
 
@@ -41,6 +50,7 @@ _TARGETS = {"value": "VALUE", "version": "VERSION", "create_revision": "CREATE",
 _RESULTS = {"==": "EQUAL", "!=": "NOT_EQUAL", "<": "LESS", ">": "GREATER"}
 _GRPC_INVALID_ARGUMENT = 3
 _GRPC_NOT_FOUND = 5
+_GRPC_RESOURCE_EXHAUSTED = 8
 
 
 def _b64(data: str | bytes) -> str:
@@ -82,8 +92,16 @@ class _EtcdError(KVError):
         self.text = str(body.get("error") or body.get("message") or "")
 
 
+@dataclasses.dataclass(frozen=True)
+class Alarm:
+    """An alarm raised by one etcd member: ``NOSPACE`` (over its quota) or ``CORRUPT``."""
+    member_id: int
+    alarm: str
+
+
 class _EtcdWatch(QueuedWatch):
-    """A watch over one gateway stream, reopened from the next revision whenever it breaks."""
+    """A watch over one gateway stream, reopened from the next revision whenever it breaks: on
+    the next member of the cluster if it broke because its member failed."""
 
     def __init__(self, kv: "EtcdKV", key: str, prefix: bool, start_revision: int, prev_kv: bool):
         self._kv = kv
@@ -94,8 +112,6 @@ class _EtcdWatch(QueuedWatch):
         # returns is seen even if the stream connects later.
         self._next_revision = start_revision or kv.current_revision() + 1
         super().__init__()
-        # A stream holds its connection for as long as it lives: it gets one of its own.
-        self._connection = urllib3.connection_from_url(kv.base_url, maxsize=1)
         self._greenlet = gevent.spawn(self._run)
 
     def _run(self) -> None:
@@ -113,8 +129,9 @@ class _EtcdWatch(QueuedWatch):
             except (HTTPError, OSError, ValueError, KVError) as error:
                 if self._cancelled:
                     return
-                log.info("watch stream broke (%s); reopening from revision %d",
-                         error, self._next_revision)
+                self._kv.fail_over(self._url)
+                log.info("watch stream on %s broke (%s); reopening on %s from revision %d",
+                         self._url, error, self._kv.base_url, self._next_revision)
             if self._cancelled:
                 return
             gevent.sleep(interval)
@@ -122,11 +139,17 @@ class _EtcdWatch(QueuedWatch):
 
     def _stream(self) -> None:
         request = dict(self._request, start_revision=str(self._next_revision))
-        response = self._connection.request(
-            "POST", "/v3/watch", body=json.dumps({"create_request": request}),
-            headers={"Content-Type": "application/json"}, preload_content=False,
-            timeout=urllib3.Timeout(connect=self._kv.timeout_s, read=WATCH_IDLE_TIMEOUT_S),
-            retries=False)
+        self._url = self._kv.base_url
+        # A stream holds its connection for as long as it lives: it gets one of its own.
+        with urllib3.connection_from_url(self._url, maxsize=1) as connection:
+            response = connection.request(
+                "POST", "/v3/watch", body=json.dumps({"create_request": request}),
+                headers={"Content-Type": "application/json"}, preload_content=False,
+                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=WATCH_IDLE_TIMEOUT_S),
+                retries=False)
+            self._read(response)
+
+    def _read(self, response: urllib3.BaseHTTPResponse) -> None:
         try:
             if response.status != 200:
                 raise _EtcdError(response.status, _json_or_text(response.read()))
@@ -157,7 +180,6 @@ class _EtcdWatch(QueuedWatch):
 
     def _stop(self) -> None:
         self._greenlet.kill(block=False)  # unwinds _stream, which closes the stream
-        self._connection.close()
 
 
 def _json_or_text(data: bytes) -> dict:
@@ -169,44 +191,73 @@ def _json_or_text(data: bytes) -> dict:
 
 
 class EtcdKV(KV):
-    def __init__(self, host: str = "127.0.0.1", port: int = 2379, *, ssl: bool = False,
-                 timeout_s: float = 5.0):
-        self.base_url = f"{'https' if ssl else 'http'}://{host}:{port}"
+    """A client of one etcd, or of the members of a cluster.
+
+    ``endpoints`` (``host:port`` of each member, in order of preference) name a cluster;
+    without them, ``host`` and ``port`` name the one etcd. Every request goes to one member
+    until it fails to answer; then that request and the following ones go to the next.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 2379, *,
+                 endpoints: Sequence[str] = (), ssl: bool = False, timeout_s: float = 5.0):
+        scheme = "https" if ssl else "http"
+        self.endpoint_urls = [f"{scheme}://{endpoint}"
+                              for endpoint in endpoints or [f"{host}:{port}"]]
+        self._endpoint = 0
         self.timeout_s = timeout_s
         # Sized for a worker's concurrency (max-in-flight per topic), so connections are
         # reused rather than opened and discarded under load.
         self.pool = urllib3.PoolManager(maxsize=256, block=False)
         self._watches: list[_EtcdWatch] = []
 
-    def url(self, path: str) -> str:
-        return self.base_url + path
+    @property
+    def base_url(self) -> str:
+        """The member requests go to now."""
+        return self.endpoint_urls[self._endpoint]
 
-    def _call(self, path: str, payload: dict, *, writes: bool) -> dict:
-        """One gateway request within the deadline.
+    def fail_over(self, failed_url: str) -> None:
+        """The member at ``failed_url`` did not answer: move on to the next one, unless another
+        request has moved on already (it may have found one that answers)."""
+        if self.base_url == failed_url:
+            self._endpoint = (self._endpoint + 1) % len(self.endpoint_urls)
 
-        A request that never reached etcd (connection refused: restarting) is retried until the
-        deadline. A write whose connection broke after it was sent may have been applied, so it
-        is not retried blindly: the caller gets a KVError and decides.
+    def _call(self, path: str, payload: dict, *, writes: bool,
+              timeout_s: float | None = None) -> dict:
+        """One gateway request within the deadline (``timeout_s``, default the client's).
+
+        A request that never reached etcd (connection refused: restarting, or down) is retried
+        on the next member, and after a round of them all, after a pause, until the deadline;
+        a read that failed in any way is too. A write whose connection broke after it was sent
+        may have been applied, so it is not retried blindly: the caller gets a KVError and
+        decides (the next request goes to the next member).
         """
-        deadline = time.monotonic() + self.timeout_s
+        deadline = time.monotonic() + (timeout_s or self.timeout_s)
         body = json.dumps(payload)
         interval = _RETRY_INTERVAL_S
+        failures = 0
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = max(deadline - time.monotonic(), 0.05)
+            base_url = self.base_url
             try:
                 response = self.pool.request(
-                    "POST", self.url(path), body=body,
+                    "POST", base_url + path, body=body,
                     headers={"Content-Type": "application/json"},
-                    timeout=urllib3.Timeout(total=max(remaining, 0.05)), retries=False)
+                    timeout=urllib3.Timeout(total=remaining,
+                                            connect=min(remaining, CONNECT_TIMEOUT_S)),
+                    retries=False)
             except HTTPError as error:
-                sure_not_sent = isinstance(error, NewConnectionError) or isinstance(
-                    getattr(error, "reason", None), NewConnectionError)
-                if (writes and not sure_not_sent) or time.monotonic() + interval >= deadline:
-                    raise KVError(f"etcd at {self.base_url} failed on {path}: {error}"
+                self.fail_over(base_url)
+                failures += 1
+                sure_not_sent = isinstance(error, ConnectTimeoutError) or isinstance(
+                    getattr(error, "reason", None), ConnectTimeoutError)
+                pause = interval if failures % len(self.endpoint_urls) == 0 else 0.0
+                if (writes and not sure_not_sent) or time.monotonic() + pause >= deadline:
+                    raise KVError(f"etcd at {base_url} failed on {path}: {error}"
                                   + ("; the write may or may not have been applied"
                                      if writes and not sure_not_sent else "")) from None
-                gevent.sleep(interval)
-                interval = min(interval * 2, _RETRY_INTERVAL_MAX_S)
+                if pause:
+                    gevent.sleep(pause)
+                    interval = min(interval * 2, _RETRY_INTERVAL_MAX_S)
                 continue
             decoded = _json_or_text(response.data)
             if response.status == 200:
@@ -222,12 +273,22 @@ class EtcdKV(KV):
             return TransactionTooLargeError(
                 f"etcd refused a transaction as too large ({error.text}); start etcd with a "
                 f"larger --max-txn-ops (mr's scripts use {MAX_TXN_OPS})")
+        if error.code == _GRPC_RESOURCE_EXHAUSTED and "space exceeded" in error.text:
+            return KVSpaceExceededError(
+                f"etcd is out of space ({error.text}): its database reached "
+                f"--quota-backend-bytes and it raised its NOSPACE alarm, so it refuses every "
+                f"write until an operator frees space; reads still work. To recover without "
+                f"restarting anything, run `mr etcd maintain`: it compacts etcd's history, "
+                f"defragments it and disarms the alarm (docs/deploy.rst)")
         if error.code == _GRPC_INVALID_ARGUMENT:
             return ValueError(f"{path}: {error.text}")
         return error
 
-    def range(self, key, *, prefix=False, limit=0, count_only=False, keys_only=False):
+    def range(self, key, *, prefix=False, limit=0, count_only=False, keys_only=False,
+              start=None):
         request = _key_range(key, prefix)
+        if prefix and start is not None and start > key:
+            request["key"] = _b64(start)
         if limit:
             request["limit"] = limit
         if count_only:
@@ -273,7 +334,10 @@ class EtcdKV(KV):
             if "response_range" in item:
                 responses.append(_range_result(item["response_range"]))
             elif "response_put" in item:
-                responses.append(PutResult(_revision(item["response_put"])))
+                put = item["response_put"]
+                previous = put.get("prev_kv")
+                responses.append(PutResult(_revision(put),
+                                           _key_value(previous) if previous else None))
             else:
                 deleted = item.get("response_delete_range", {})
                 responses.append(DeleteResult(int(deleted.get("deleted", 0)), _revision(deleted)))
@@ -294,7 +358,7 @@ class EtcdKV(KV):
             return {"request_range": request}
         if isinstance(operation, Put):
             return {"request_put": self._put_request(operation.key, operation.value,
-                                                     operation.lease)}
+                                                     operation.lease, operation.prev_kv)}
         if isinstance(operation, Delete):
             return {"request_delete_range": _key_range(operation.key, operation.prefix)}
         raise TypeError(f"not a transaction operation: {operation!r}")
@@ -304,9 +368,15 @@ class EtcdKV(KV):
         self._watches = [w for w in self._watches if not w.cancelled] + [watch]
         return watch
 
-    def compact(self, revision: int) -> None:
+    def compact(self, revision: int, *, physical: bool = False) -> None:
+        """``physical``: return only once the compacted revisions are removed from the
+        database, so that a defragmentation after it gets their space back."""
+        request: dict[str, Any] = {"revision": str(revision)}
+        if physical:
+            request["physical"] = True
         try:
-            self._call("/v3/kv/compaction", {"revision": str(revision)}, writes=True)
+            self._call("/v3/kv/compaction", request, writes=True,
+                       timeout_s=MAINTENANCE_TIMEOUT_S if physical else None)
         except _EtcdError as error:
             if "compacted" not in error.text:  # compacting twice to one revision is no error
                 raise ValueError(f"cannot compact to {revision}: {error.text}") from None
@@ -332,6 +402,41 @@ class EtcdKV(KV):
     def lease_time_to_live(self, lease_id: int) -> int:
         response = self._call("/v3/lease/timetolive", {"ID": str(lease_id)}, writes=False)
         return int(response.get("TTL", -1))
+
+    # Maintenance: how an operator gets an etcd that ran out of space to accept writes again,
+    # without restarting it or anything that talks to it.
+
+    def database_size(self) -> int:
+        """Bytes of the database file of the member this client talks to: what etcd compares
+        with its --quota-backend-bytes. Only a defragmentation makes it smaller."""
+        return int(self._call("/v3/maintenance/status", {}, writes=False).get("dbSize", 0))
+
+    def defragment(self) -> None:
+        """Rewrite the database of the member this client talks to without the space that
+        compaction freed. The member answers nothing else while it runs; in a cluster, each
+        member is defragmented on its own, one at a time."""
+        self._call("/v3/maintenance/defragment", {}, writes=False,
+                   timeout_s=MAINTENANCE_TIMEOUT_S)
+
+    def alarms(self) -> list[Alarm]:
+        """The alarms raised in the cluster."""
+        response = self._call("/v3/maintenance/alarm", {"action": "GET"}, writes=False)
+        return [Alarm(int(raw.get("memberID", 0)), raw.get("alarm", "NONE"))
+                for raw in response.get("alarms", [])]
+
+    def disarm_alarms(self, alarm: str = "NOSPACE") -> list[Alarm]:
+        """Deactivate every raised alarm of that kind; returns those that were raised.
+
+        etcd deactivates an alarm by the id of the member that raised it (member 0 matches
+        none), so each raised one is named. A NOSPACE alarm disarmed while the database is
+        still over its quota is raised again by the next write.
+        """
+        disarmed = [raised for raised in self.alarms() if raised.alarm == alarm]
+        for raised in disarmed:  # deactivating twice is harmless: it may be retried
+            self._call("/v3/maintenance/alarm",
+                       {"action": "DEACTIVATE", "memberID": str(raised.member_id),
+                        "alarm": alarm}, writes=False)
+        return disarmed
 
     def close(self) -> None:
         for watch in self._watches:

@@ -80,15 +80,24 @@ class MemoryKV(KV):
         end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         return start, bisect.bisect_left(self._sorted_keys, end, lo=start)
 
-    def range(self, key, *, prefix=False, limit=0, count_only=False, keys_only=False):
+    def range(self, key, *, prefix=False, limit=0, count_only=False, keys_only=False,
+              start=None):
         with self._lock:
-            return self._range(key, prefix, limit, count_only, keys_only)
+            return self._range(key, prefix, limit, count_only, keys_only, start)
 
-    def _range(self, key, prefix, limit=0, count_only=False, keys_only=False) -> RangeResult:
-        if count_only:
-            start, end = self._prefix_bounds(key) if prefix else (0, int(key in self._data))
-            return RangeResult([], end - start, False, self._revision)
-        keys = self._keys_in(key, prefix)
+    def _range(self, key, prefix, limit=0, count_only=False, keys_only=False,
+               start=None) -> RangeResult:
+        if prefix:
+            first, end = self._prefix_bounds(key)
+            if start is not None:
+                first = max(first, bisect.bisect_left(self._sorted_keys, start))
+            if count_only:
+                return RangeResult([], max(end - first, 0), False, self._revision)
+            keys = self._sorted_keys[first:end]
+        elif count_only:
+            return RangeResult([], int(key in self._data), False, self._revision)
+        else:
+            keys = self._keys_in(key, prefix)
         count = len(keys)
         selected = keys[:limit] if limit > 0 else keys
         kvs = [self._data[k] for k in selected]
@@ -131,8 +140,10 @@ class MemoryKV(KV):
                     responses.append(self._range(operation.key, operation.prefix,
                                                  count_only=operation.count_only))
                 elif isinstance(operation, Put):
-                    self._put(operation.key, operation.value, operation.lease, revision, events)
-                    responses.append(PutResult(revision))
+                    previous = self._put(operation.key, operation.value, operation.lease,
+                                         revision, events)
+                    responses.append(PutResult(revision,
+                                               previous if operation.prev_kv else None))
                 elif isinstance(operation, Delete):
                     deleted = self._delete(operation.key, operation.prefix, revision, events)
                     responses.append(DeleteResult(len(deleted), revision))

@@ -100,6 +100,12 @@ def non_negative(value: int, what: str) -> int:
     return value
 
 
+def positive(value: float, what: str) -> float:
+    if value <= 0:
+        raise ValueError(f"field {what!r} must be > 0, got {value}")
+    return value
+
+
 def name_field(**options: Any) -> Field:
     return Field(str, check=valid_name, **options)
 
@@ -138,6 +144,8 @@ class Model:
     fields: ClassVar[dict[str, Field]] = {}
     #: Every concrete model, so that the store can find the referrers of an entity.
     registry: ClassVar[list[type["Model"]]] = []
+    #: Stored fields of a newer mr, kept as read (see :meth:`encode`); empty for most.
+    _unknown_stored: dict[str, Any] = {}
 
     mod_revision: int | None
 
@@ -192,9 +200,12 @@ class Model:
         return {name: getattr(self, name) for name in self.fields}
 
     def replace(self, **changes: Any) -> "Model":
-        """A checked copy with ``changes``; it keeps the mod_revision, for :meth:`update`."""
+        """A checked copy with ``changes``; it keeps the mod_revision, for :meth:`update`, and
+        the stored fields this version does not know."""
         values = {name: getattr(self, name) for name in self.fields}
-        return type(self)(**{**values, **changes}).with_revision(self.mod_revision)
+        model = type(self)(**{**values, **changes}).with_revision(self.mod_revision)
+        object.__setattr__(model, "_unknown_stored", self._unknown_stored)
+        return model
 
     def with_revision(self, mod_revision: int | None) -> "Model":
         """A copy that records the KV mod_revision it was read or written at."""
@@ -203,9 +214,12 @@ class Model:
         return model
 
     def encode(self) -> bytes:
-        """The stored value: every field but the key field, which is in the KV key."""
-        return codec.encode({name: value for name, value in self.to_dict().items()
-                             if name != self.key_field})
+        """The stored value: every field but the key field (which is in the KV key) and those
+        that are None (absent reads as None), plus the fields of a newer version of mr that
+        this one read and does not know, so that a rolling upgrade loses nothing."""
+        return codec.encode({**self._unknown_stored,
+                             **{name: value for name, value in self.to_dict().items()
+                                if name != self.key_field and value is not None}})
 
     @classmethod
     def decode(cls, key: str, data: bytes) -> "Model":
@@ -219,10 +233,14 @@ class Model:
             raise ValidationError(f"{label}: the value is not a map of field names to values")
         if cls.key_field in values:
             raise ValidationError(f"{label}: the key field {cls.key_field!r} is in the value")
+        unknown = {name: values.pop(name) for name in list(values) if name not in cls.fields}
         try:
-            return cls(**values, **{cls.key_field: key})
+            model = cls(**values, **{cls.key_field: key})
         except ValidationError as error:
             raise ValidationError(f"stored {error}") from None
+        if unknown:
+            object.__setattr__(model, "_unknown_stored", unknown)
+        return model
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{self.label} is immutable; use replace() to change it")

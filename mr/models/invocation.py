@@ -9,8 +9,9 @@ INVOCATION_STATES = ("queued", "running", "waiting", "done", "failed", "cancelle
 
 
 class Invocation(WorkflowEntity):
-    """Kept for map invocations that branched: the engine needs their children again after a
-    redelivery, and tracing needs the tree."""
+    """Kept for map invocations that branched, and for leaves combined on one worker and reduced
+    on another: the engine needs their children (or combined pairs) again after a redelivery,
+    the sweeper to find what is left to do, and tracing needs the tree."""
 
     kind = "invocation"
     key_field = "invocation_id"
@@ -29,4 +30,6 @@ class Invocation(WorkflowEntity):
     mapped_step = name_field(optional=True)
     #: Where the branching mapper's pairs (one per child) are in the data store.
     children_ref = Field(str, optional=True)
+    #: A leaf whose reducer needs another capability: where its combined pairs are.
+    combined_ref = Field(str, optional=True)
     created_at = created_at_field()

@@ -1,7 +1,7 @@
 """The job: the name clients POST to, pointing at the step a request starts with."""
 from __future__ import annotations
 
-from mr.models.base import Field, Reference, WorkflowEntity, name_field
+from mr.models.base import Field, Reference, WorkflowEntity, name_field, positive
 from mr.models.step import Step
 
 
@@ -13,3 +13,5 @@ class Job(WorkflowEntity):
     name = name_field()
     description = Field(str)
     initial_step_name = name_field()
+    #: Seconds a request of this job may run before it fails; None: the cluster default.
+    deadline_s = Field(float, optional=True, check=positive)

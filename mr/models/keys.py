@@ -51,6 +51,21 @@ class Keys:
         """``.../done/<parent>/``: one key per child of ``parent`` whose reduction is committed."""
         return f"{self.run(workflow, request_id)}done/{parent_id}/"
 
+    def completion_count(self, workflow: str, request_id: str, parent_id: str) -> str:
+        """``.../count/<parent>``: rewritten by each child's completion, so its version is the
+        number of children of ``parent`` reduced so far (counted in O(1) per child)."""
+        return f"{self.run(workflow, request_id)}count/{parent_id}"
+
+    def published(self, workflow: str, request_id: str, invocation_id: str, what: str) -> str:
+        """``.../published/<id>/<children|reduce>``: written once the messages an invocation's
+        commit calls for were published, so that a redelivery does not publish them again."""
+        return f"{self.run(workflow, request_id)}published/{invocation_id}/{what}"
+
+    def active(self, workflow: str, request_id: str) -> str:
+        """``.../active/``: one key per long-running invocation, on its worker's lease, so the
+        sweeper leaves alone what a live worker is still running."""
+        return f"{self.run(workflow, request_id)}active/"
+
     def sessions(self, workflow: str, request_id: str) -> str:
         """``.../session/``: the sessions of every map invocation of one request."""
         return f"{self.run(workflow, request_id)}session/"
@@ -58,6 +73,10 @@ class Keys:
     def session(self, workflow: str, request_id: str, invocation_id: str) -> str:
         """``.../session/<invocation_id>/``: the session of one map invocation."""
         return f"{self.sessions(workflow, request_id)}{invocation_id}/"
+
+    def sweeper(self) -> str:
+        """``P/sweeper``: held, on a lease, by the one worker that sweeps and cleans up."""
+        return f"{self.prefix}/sweeper"
 
     def cleanups(self) -> str:
         """``P/cleanup/``: finished requests waiting for removal, ordered by due time."""

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from mr.models.base import (Field, WorkflowEntity, created_at_field, id_field, name_field,
-                            new_id, valid_name)
+                            new_id, positive, valid_name)
 
 REQUEST_STATES = ("pending", "running", "done", "failed", "cancelled")
 
@@ -24,6 +24,11 @@ class Request(WorkflowEntity):
     request_id = id_field(default_factory=new_id)
     job_name = name_field()
     root_invocation_id = id_field()
+    #: The job's initial step and where the arguments are: enough to publish the root again.
+    root_step = name_field(optional=True)
+    arguments_ref = Field(str, optional=True)
+    #: When (epoch seconds) the request fails if it has not finished.
+    deadline = Field(float, optional=True, check=positive)
     state = Field(str, default="pending", choices=REQUEST_STATES)
     blocking = Field(bool)
     context = Field(dict, default_factory=dict)

@@ -12,6 +12,7 @@ import time
 from typing import Sequence
 
 import gevent
+import gevent.event
 import gevent.pool
 import gnsq
 from gnsq.errors import NSQException
@@ -23,6 +24,13 @@ log = logging.getLogger(__name__)
 
 #: Longest wait between reconnection attempts to an nsqd that went away.
 RECONNECT_MAX_INTERVAL_S = 2.0
+#: How often consumers ask nsqlookupd which nsqd servers have their topic: how long messages
+#: published to an nsqd that consumers do not know yet (gnsq's default: 60 s) may wait.
+LOOKUPD_POLL_INTERVAL_S = 5.0
+#: An nsqd that has not acknowledged a publish within this is presumed hung: its connection is
+#: dropped and the publish tried again on the next nsqd, though the first may yet arrive (at
+#: least once).
+PUBLISH_ANSWER_TIMEOUT_S = 5.0
 
 
 class _NsqMessage(Message):
@@ -69,6 +77,17 @@ class _FullReadyConsumer(gnsq.Consumer):
         super().handle_connection_success(conn)
 
 
+class _Producer(gnsq.Producer):
+    """gnsq's producer, which can also drop the connection a publish went out on. It drops a
+    connection only once the socket fails, so an nsqd that hangs, or whose host drops off the
+    network, would keep its turn among the connections until the socket times out (60 s)."""
+
+    def drop_connection_of(self, answer: gevent.event.AsyncResult) -> None:
+        for connection, pending in list(self._response_queues.items()):
+            if answer in pending:
+                connection.close_stream()  # its listener fails it, and reconnects later
+
+
 class _NsqConsumer(Consumer):
     def __init__(self, topic, channel, handler, max_in_flight, nsqd_tcp_addresses,
                  lookupd_http_addresses):
@@ -78,6 +97,7 @@ class _NsqConsumer(Consumer):
             topic, channel,
             nsqd_tcp_addresses=list(nsqd_tcp_addresses),
             lookupd_http_addresses=list(lookupd_http_addresses),
+            lookupd_poll_interval=LOOKUPD_POLL_INTERVAL_S,
             max_in_flight=max_in_flight,
             max_tries=0,
             max_backoff_duration=RECONNECT_MAX_INTERVAL_S,
@@ -107,30 +127,43 @@ class NsqQueue(Queue):
         self._nsqd = list(nsqd_tcp_addresses)
         self._lookupd = list(lookupd_http_addresses)
         self._publish_timeout_s = publish_timeout_s
-        self._producer: gnsq.Producer | None = None
+        self._producer: _Producer | None = None
         self._consumers: list[_NsqConsumer] = []
 
-    def _started_producer(self) -> gnsq.Producer:
+    def _started_producer(self) -> _Producer:
         if self._producer is None:
-            self._producer = gnsq.Producer(self._nsqd,
-                                           max_backoff_duration=RECONNECT_MAX_INTERVAL_S)
+            self._producer = _Producer(self._nsqd, max_backoff_duration=RECONNECT_MAX_INTERVAL_S)
             self._producer.start()
         return self._producer
 
     def _send(self, method: str, topic: str, payload, **options) -> None:
-        """Publish, retrying through reconnections until the publish timeout passes."""
+        """Publish, retrying until the publish timeout passes.
+
+        gnsq's producer takes its connections in turn, skips closed ones and reconnects them in
+        the background; a publish in flight on a connection that closes fails. So a publish
+        that failed, or that its nsqd did not acknowledge in time (that connection is then
+        dropped), is tried again on the next nsqd that is connected, or on the same one once it
+        is back.
+        """
         producer = self._started_producer()
         deadline = time.monotonic() + self._publish_timeout_s
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = max(deadline - time.monotonic(), 0.01)
             try:
-                getattr(producer, method)(topic, payload, timeout=max(remaining, 0.01), **options)
-                return
-            except NSQException as error:
-                if time.monotonic() >= deadline:
-                    raise QueueError(f"cannot publish to {topic!r} on {self._nsqd}: "
-                                     f"{error!r}") from None
-                gevent.sleep(0.05)
+                answer = getattr(producer, method)(topic, payload, timeout=remaining,
+                                                   raise_error=False, **options)
+                answer.wait(min(remaining, PUBLISH_ANSWER_TIMEOUT_S))
+                if answer.ready():
+                    answer.get()  # raises what went wrong: an error answer, a lost connection
+                    return
+                producer.drop_connection_of(answer)
+                error: Exception = TimeoutError("the nsqd did not acknowledge the publish")
+            except NSQException as failure:
+                error = failure
+            if time.monotonic() >= deadline:
+                raise QueueError(f"cannot publish to {topic!r} on {self._nsqd}: "
+                                 f"{error!r}") from None
+            gevent.sleep(0.05)
 
     def publish(self, topic: str, body: bytes, delay_s: float = 0.0) -> None:
         if not isinstance(body, bytes):

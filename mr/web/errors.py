@@ -1,7 +1,8 @@
 """Every error answer is JSON ``{"error": {"type": ..., "message": ...}}``.
 
-Client mistakes are 4xx, an unreachable backend is 503, and a 500 only ever means a bug in mr:
-it is logged with its traceback under an incident id that the answer names.
+Client mistakes are 4xx, an unreachable backend is 503 with a ``Retry-After`` header, and a 500
+only ever means a bug in mr: it is logged with its traceback under an incident id that the answer
+names.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from mr.data.base import DataError
 from mr.engine.errors import ServiceUnavailable
-from mr.kv.base import KVError
+from mr.kv.base import KVError, KVSpaceExceededError
 from mr.models.errors import NotFoundError, ValidationError
 from mr.queue.base import QueueError
 
@@ -29,6 +30,11 @@ KNOWN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     QueueError: (503, "ServiceUnavailable"),
     DataError: (503, "ServiceUnavailable"),
 }
+
+#: Retry-After of a 503, in seconds: a backend that could not be reached is usually back within
+#: seconds, an etcd out of space only once an operator has freed some.
+RETRY_AFTER_S = 5
+RETRY_AFTER_SPACE_EXCEEDED_S = 60
 
 
 class ApiError(Exception):
@@ -71,9 +77,13 @@ def _http_error(error: HTTPException) -> Response:
 
 def _known_error(status: int, error_type: str):
     def answer(error: Exception) -> Response:
+        response = error_response(status, error_type, str(error))
         if status == 503:
             log.warning("answering 503 to %s %s: %s", request.method, request.path, error)
-        return error_response(status, error_type, str(error))
+            response.headers["Retry-After"] = str(
+                RETRY_AFTER_SPACE_EXCEEDED_S if isinstance(error, KVSpaceExceededError)
+                else RETRY_AFTER_S)
+        return response
     return answer
 
 

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, request
 from mr.engine.engine import Engine
 from mr.models import Request
 from mr.web.context import current_engine, requester_ip
-from mr.web.parsing import parse_arguments, parse_blocking
+from mr.web.parsing import parse_blocking, parse_body
 from mr.web.rendering import failure, request_response, result, status_url
 
 blueprint = Blueprint("jobs", __name__)
@@ -16,10 +16,11 @@ blueprint = Blueprint("jobs", __name__)
 @blueprint.post("/job/<workflow>/<job_name>")
 def submit(workflow: str, job_name: str) -> Response:
     blocking = parse_blocking(request.args)
-    arguments = parse_arguments(request)
+    body = parse_body(request)
     engine = current_engine()
-    accepted = engine.submit(workflow, job_name, arguments, blocking=blocking,
-                             context={"requester_ip": requester_ip()})
+    accepted = engine.submit(workflow, job_name, body.arguments, blocking=blocking,
+                             context={"requester_ip": requester_ip()},
+                             deadline_s=body.deadline_s)
     if not blocking:
         follow_at = status_url(accepted)
         response = request_response(accepted, {"request_id": accepted.request_id,
@@ -34,9 +35,11 @@ def submit(workflow: str, job_name: str) -> Response:
 
 def _outcome(engine: Engine, finished: Request) -> Response:
     if finished.state == "done":
-        body = {"result": result(engine, finished)}
+        # Rendered whole before the request is released: a result that fails to render is
+        # still there to fetch, never lost.
+        response = request_response(finished, {"result": result(engine, finished)})
         engine.release(finished)  # delivered: nothing left to keep it for
-        return request_response(finished, body)
+        return response
     if finished.state == "failed":  # the job's handler failed: not a bug of the server
         return request_response(finished, {"error": failure(finished)}, 422)
     return request_response(finished, {"error": {

@@ -1,15 +1,17 @@
-"""The input of a job POST: the ``blocking`` flag and the ``arguments`` object of the body."""
+"""The input of a job POST: the ``blocking`` flag, and the body's ``arguments`` object and
+optional ``deadline_s``."""
 from __future__ import annotations
 
 import json
-from typing import Any
+import math
+from typing import Any, NamedTuple
 
 from flask import Request
 from werkzeug.datastructures import MultiDict
 
 from mr.web.errors import ApiError
 
-BODY_FIELDS = ("arguments",)
+BODY_FIELDS = ("arguments", "deadline_s")
 JSON_TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", int: "a number",
                    float: "a number", bool: "a boolean", type(None): "null"}
 
@@ -23,8 +25,14 @@ def parse_blocking(args: MultiDict) -> bool:
     return value.lower() == "true"
 
 
-def parse_arguments(http_request: Request) -> dict[str, Any]:
-    """The ``arguments`` of a body ``{"arguments": {name: value, ...}}``."""
+class JobBody(NamedTuple):
+    arguments: dict[str, Any]
+    #: Seconds the request may run before it fails; None: the job's or the cluster's default.
+    deadline_s: float | None
+
+
+def parse_body(http_request: Request) -> JobBody:
+    """A body ``{"arguments": {name: value, ...}, "deadline_s": seconds}``."""
     if not http_request.is_json:
         raise ApiError(415, "UnsupportedMediaType",
                        f"the body must be JSON sent as Content-Type: application/json, got "
@@ -38,14 +46,24 @@ def parse_arguments(http_request: Request) -> dict[str, Any]:
     if unknown:
         raise ApiError(400, "InvalidBody", f"unknown body field(s) "
                                            f"{', '.join(map(repr, unknown))}; the body has only "
-                                           f"'arguments'")
+                                           f"{' and '.join(map(repr, BODY_FIELDS))}")
     if "arguments" not in body:
         raise ApiError(400, "InvalidBody", 'the body has no "arguments" (send {"arguments": {}} '
                                            'for none)')
     if not isinstance(body["arguments"], dict):
         raise ApiError(400, "InvalidBody", f'"arguments" must be a JSON object of name -> value, '
                                            f'got {_json_type(body["arguments"])}')
-    return body["arguments"]
+    return JobBody(body["arguments"], _deadline(body.get("deadline_s")))
+
+
+def _deadline(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            0 < value < math.inf):
+        raise ApiError(400, "InvalidBody", f'"deadline_s" must be a number of seconds > 0, got '
+                                           f'{json.dumps(value)}')
+    return float(value)
 
 
 def _load_json(data: bytes) -> Any:

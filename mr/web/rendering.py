@@ -31,7 +31,7 @@ def describe(engine: Engine, request: Request) -> dict[str, Any]:
     body = {"request_id": request.request_id, "workflow": request.workflow,
             "job": request.job_name, "state": request.state, "blocking": request.blocking,
             "context": request.context, "created_at": request.created_at,
-            "finished_at": request.finished_at}
+            "finished_at": request.finished_at, "deadline": request.deadline}
     if request.state == "done":
         body["result"] = result(engine, request)
     elif request.state == "failed":

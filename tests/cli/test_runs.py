@@ -7,7 +7,8 @@ import uuid
 import pytest
 
 from mr.data.fsspec_store import FsspecDataStore
-from mr.engine.engine import Engine, child_id
+from mr.engine.dispatch import child_id
+from mr.engine.engine import Engine
 from mr.executor import ExecutorPool
 from mr.models import Keys
 from mr.queue.nsq import NsqQueue
@@ -80,7 +81,7 @@ def finished_request(mr, etcd_server, nsqd_server, tmp_path):
         yield engine, request
     finally:
         worker.stop(timeout=2)
-        engine.requests.stop()
+        engine.stop()
         executor.close()
         queue.close()
         kv.close()
@@ -124,8 +125,8 @@ def test_request_cleanup_removes_the_record_the_run_state_and_the_data(mr, finis
 
     simulated = mr.ok("request", "cleanup", workflow, request_id, "-s")
     assert simulated == (f"would remove request {request_id} of workflow {workflow!r} (job "
-                         f"'count', done): its record, its run-state keys (done: 2, invocation: "
-                         f"1, session: 5) and its data\n")
+                         f"'count', done): its record, its run-state keys (count: 1, done: 2, "
+                         f"invocation: 1, published: 2, session: 5) and its data\n")
     assert mr.json("request", "get", workflow, request_id)["state"] == "done"
 
     removed = mr.ok(workflow, request_id, script="mr_kv_request_cleanup")

@@ -145,6 +145,31 @@ def test_txn_reads_see_the_transaction_s_own_writes_and_can_count(kv, kv_prefix)
     assert counted.count == 2 and counted.kvs == []
 
 
+def test_txn_put_with_prev_kv_counts_its_writes(kv, kv_prefix):
+    """A counter that costs one write whatever its value: the previous version + 1."""
+    counter = f"{kv_prefix}/counter"
+    seen = []
+    for _ in range(3):
+        put = kv.txn([], success=[Put(counter, b"", prev_kv=True)]).responses[0]
+        seen.append((put.prev_kv.version if put.prev_kv else 0) + 1)
+    plain = kv.txn([], success=[Put(counter, b"")]).responses[0]
+    assert seen == [1, 2, 3] and plain.prev_kv is None
+    assert kv.get(counter).version == 4
+
+
+def test_pages_walk_a_prefix_in_order_without_gaps_or_repeats(kv, kv_prefix):
+    keys = [f"{kv_prefix}/p/{n:03d}" for n in range(23)]
+    kv.txn([], success=[Put(key, key.encode()) for key in keys])
+    kv.put(f"{kv_prefix}/q", b"outside")
+    pages = list(kv.pages(f"{kv_prefix}/p/", page_size=5))
+    assert [len(page) for page in pages] == [5, 5, 5, 5, 3]
+    assert [kv.key for page in pages for kv in page] == keys
+    assert all(kv.value == kv.key.encode() for page in pages for kv in page)
+    started = kv.range(f"{kv_prefix}/p/", prefix=True, start=keys[20])
+    assert [kv.key for kv in started.kvs] == keys[20:] and started.count == 3
+    assert list(kv.pages(f"{kv_prefix}/none/")) == []
+
+
 def test_txn_writing_one_key_twice_is_refused_and_changes_nothing(kv, kv_prefix):
     with pytest.raises(ValueError):
         kv.txn([], success=[Put(f"{kv_prefix}/dup", b"1"), Put(f"{kv_prefix}/dup", b"2")])

@@ -92,7 +92,7 @@ def test_max_in_flight_bounds_concurrent_handlers(queue, topic):
     inbox = Inbox(slow)
     queue.consume(topic, CHANNEL, inbox, max_in_flight=3)
     queue.multi_publish(topic, [b"%d" % index for index in range(12)])
-    inbox.wait_for(12)
+    assert sorted(inbox.wait_for(12), key=int) == [b"%d" % index for index in range(12)]
     assert running["peak"] == 3
 
 

@@ -18,6 +18,7 @@ from mr.queue.nsq import NsqQueue
 from mr.settings import Settings
 from mr.worker.worker import Worker
 from tests.conftest import TEST_MESSAGE_TIMEOUT_S, etcd_client
+from tests.engine.faults import InterleavingKV
 
 ARGUMENT_NAMES = {"mapper": "arguments", "combiner": "results", "reducer": "results"}
 
@@ -54,6 +55,11 @@ class Cluster:
         self.store.create(Job(workflow=self.workflow, name=name, description=name,
                               initial_step_name=step))
 
+    def restart_worker(self) -> None:
+        """Stop the worker and start another on the same engine (e.g. after patching it)."""
+        self.worker.stop(timeout=2)
+        self.worker = Worker(self.engine).start()
+
     def run(self, job: str, arguments: dict, timeout_s: float = 30):
         """Submit a blocking request and wait for it; the finished request."""
         request = self.engine.submit(self.workflow, job, arguments, blocking=True)
@@ -62,26 +68,39 @@ class Cluster:
         return finished
 
 
-@pytest.fixture(params=["embedded", "distributed"])
-def cluster(request, executor, tmp_path):
+def start_cluster(request, mode: str, executor, tmp_path):
     workflow = f"w{uuid.uuid4().hex[:12]}"
     settings = Settings.load({}).with_overrides(
         workflow_names=(workflow,), kv_prefix=f"/test-{uuid.uuid4().hex[:12]}",
-        message_timeout_s=TEST_MESSAGE_TIMEOUT_S, invocation_timeout_s=10.0)
-    if request.param == "embedded":
+        message_timeout_s=TEST_MESSAGE_TIMEOUT_S, invocation_timeout_s=10.0,
+        sweep_interval_s=0.5)
+    if mode in ("embedded", "interleaved"):
         kv, queue, data = (MemoryKV(), MemoryQueue(message_timeout_s=TEST_MESSAGE_TIMEOUT_S),
                            MemoryDataStore())
+        if mode == "interleaved":
+            kv = InterleavingKV(kv)
     else:
         kv = etcd_client(request.getfixturevalue("etcd_server"))
         queue = NsqQueue([request.getfixturevalue("nsqd_server").addresses["tcp"]])
         data = FsspecDataStore(str(tmp_path / "data"))
     engine = Engine(settings, kv, queue, data, executor)
-    worker = Worker(engine).start()
-    yield Cluster(engine, worker)
-    worker.stop(timeout=2)
-    engine.requests.stop()
+    cluster = Cluster(engine, Worker(engine).start())
+    yield cluster
+    cluster.worker.stop(timeout=2)
+    engine.stop()
     queue.close()
     kv.close()
+
+
+@pytest.fixture(params=["embedded", "distributed"])
+def cluster(request, executor, tmp_path):
+    yield from start_cluster(request, request.param, executor, tmp_path)
+
+
+@pytest.fixture(params=["embedded", "interleaved", "distributed"])
+def any_cluster(request, executor, tmp_path):
+    """Also the embedded mode with a KV whose every call lets other greenlets run first."""
+    yield from start_cluster(request, request.param, executor, tmp_path)
 
 
 @pytest.fixture
@@ -98,4 +117,4 @@ def second_worker(cluster, executor):
 
     yield start
     for engine in started:
-        engine.requests.stop()
+        engine.stop()

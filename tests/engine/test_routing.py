@@ -43,26 +43,25 @@ for key, values in results:
                                                     "pairs seen by the mapper": 2}
 
 
-class FlakyPuts:
-    """A data store whose puts fail ``failures`` times before working again."""
+def flaky_puts(monkeypatch, data, failures):
+    """Make the data store's puts of reduced pairs fail ``failures`` times, then work."""
+    put_pairs, left = data.put_pairs, [failures]
 
-    def __init__(self, inner, failures):
-        self.inner, self.failures = inner, failures
-
-    def put_pairs(self, path, pairs):
-        if "/reduced-" in path and self.failures > 0:
-            self.failures -= 1
+    def put(path, pairs):
+        if "/reduced-" in path and left[0] > 0:
+            left[0] -= 1
             raise DataError("the data store is away")
-        self.inner.put_pairs(path, pairs)
+        put_pairs(path, pairs)
 
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
+    monkeypatch.setattr(data, "put_pairs", put)
+    return left
 
 
 @pytest.mark.parametrize("failures, outcome", [(2, "done"), (100, "failed")])
-def test_failures_outside_handlers_are_retried_up_to_the_limit(cluster, failures, outcome):
+def test_failures_outside_handlers_are_retried_up_to_the_limit(cluster, monkeypatch, failures,
+                                                               outcome):
     cluster.engine.settings = cluster.engine.settings.with_overrides(invocation_max_attempts=3)
-    cluster.engine.data = FlakyPuts(cluster.engine.data, failures)
+    left = flaky_puts(monkeypatch, cluster.engine.data, failures)
     cluster.handler("m", "mapper", GPU_MAPPER)
     cluster.handler("add", "reducer", SUM_REDUCER)
     cluster.step("s", "m", "add")
@@ -70,10 +69,12 @@ def test_failures_outside_handlers_are_retried_up_to_the_limit(cluster, failures
     request = cluster.run("j", {"a": 1})
     assert request.state == outcome
     if outcome == "done":
+        assert left == [0], "the failures did not happen"
         assert dict(cluster.engine.result(request)) == {"a": 1}
     else:
         assert request.error["type"] == "DataError"
-        assert "gave up after 3 attempts: the data store is away" in request.error["message"]
+        assert request.error["message"].endswith(
+            "gave up after 3 attempts; the last failed with: the data store is away")
 
 
 def test_a_request_whose_handler_code_is_gone_fails_with_a_clear_error(cluster):

@@ -12,6 +12,7 @@ from mr import devservers
 from mr.queue.nsq import NsqQueue
 from tests.conftest import TEST_MESSAGE_TIMEOUT_S
 from tests.contract.test_queue_contract import Inbox
+from tests.integration.test_nsqd_durability import wait_for_first_sync
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -52,6 +53,7 @@ def test_producer_and_consumer_reconnect_after_nsqd_restarts(tmp_path, topic, st
         queue.consume(topic, "workers", inbox, max_in_flight=5)
         queue.multi_publish(topic, [b"before-1", b"before-2"])
         assert sorted(inbox.wait_for(2)) == [b"before-1", b"before-2"]
+        wait_for_first_sync(server, [topic, f"{topic}:workers"])
 
         server.stop(stop_signal)
         gevent.sleep(0.5)

@@ -176,6 +176,19 @@ def test_concurrent_invocations_never_mix_output(pool):
     assert (later.stdout, later.stderr) == ("", "")
 
 
+def test_a_process_writing_after_its_invocation_ended_is_heard_by_nobody_and_stops(pool):
+    outcome = pool.run(task("mapper", """\
+        import subprocess
+        late = subprocess.Popen(['sh', '-c', 'sleep 0.3; while echo late; do :; done'])
+        yield MrConfigureToReturn()
+        yield ('pid', late.pid)
+        """))
+    later = [pool.run(task("mapper", "import time\ntime.sleep(0.1)\nyield MrConfigureToReturn()\n"))
+             for _ in range(6)]
+    assert wait_until_stopped(outcome.pairs[0][1])  # by EPIPE: its invocation's FIFO is closed
+    assert all(run.ok and run.stdout == "" for run in later)
+
+
 def test_output_is_cut_at_one_mebibyte_with_a_note(pool):
     outcome = pool.run(task("mapper", "print('x' * (3 << 20))\nyield MrConfigureToReturn()\n"))
     assert outcome.stdout.startswith("x" * (1 << 20) + "\n[mr: output truncated: 3145729 bytes")
@@ -239,6 +252,7 @@ def test_timeout_kills_the_child_and_its_subprocesses_and_the_pool_lives_on(pool
 def test_a_crashed_child_is_reported_and_replaced(pool, body, status):
     outcome = pool.run(task("mapper", body))
     error = handler_error(outcome, "crashed")
+    assert error["type"] == "ExecutorChildDied"
     assert error["message"].endswith(f"running handler 'test_handler' died: {status}")
     assert outcome.stdout == "last words\n"
     assert len(pool.pids) == 2

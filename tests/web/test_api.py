@@ -243,12 +243,13 @@ def test_health(client):
 
 def test_unreachable_queue_is_503(make_engine):
     engine = make_engine()
-    engine.queue = NsqQueue([f"127.0.0.1:{free_port()}"], publish_timeout_s=0.5)
+    unreachable = NsqQueue([f"127.0.0.1:{free_port()}"], publish_timeout_s=0.5)
+    engine.queue = engine.dispatch.queue = unreachable
     try:
         assert_error(post_job(create_app(engine).test_client()), 503, "ServiceUnavailable",
                      "could not be queued")
     finally:
-        engine.queue.close()
+        unreachable.close()
 
 
 def test_unexpected_error_is_a_logged_500_with_an_incident_id(engine, client, monkeypatch,

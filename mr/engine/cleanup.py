@@ -1,0 +1,81 @@
+"""Removing finished requests: their record, their run state in the KV, their data.
+
+Finishing a request writes a cleanup entry ``P/cleanup/<due>/<wf>/<id>`` in the same
+transaction, so no restart forgets a removal. The one worker that holds the sweeper's lease
+removes due requests (so workers never race each other over one request's data); a front end
+removes a blocking request at once once its result is delivered. One request that cannot be
+removed now (its data store unreachable, say) is left for a later pass and never stops the
+others.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from mr.kv.base import Delete
+from mr.models import Request
+
+if TYPE_CHECKING:
+    from mr.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+#: Cleanup entries read per pass.
+CLEANUP_BATCH = 100
+
+
+class Cleaner:
+    def __init__(self, engine: "Engine"):
+        self.engine = engine
+        self.kv = engine.kv
+        self.keys = engine.keys
+        #: Entries that failed in this process: (failures, skipped until this time).
+        self._retries: dict[str, tuple[int, float]] = {}
+
+    def cleanup_key(self, request: Request) -> str:
+        """When a finished request is due for removal, as a key that sorts by due time."""
+        settings = self.engine.settings
+        retention = (settings.failure_retention_s if request.state == "failed"
+                     else settings.result_retention_s)
+        due_ms = int((request.finished_at + retention) * 1000)
+        return f"{self.keys.cleanups()}{due_ms:015d}/{request.workflow}/{request.request_id}"
+
+    def release(self, request: Request) -> None:
+        """Remove a finished request now: its result was delivered."""
+        if self.engine.settings.do_cleanup_requests:
+            self.remove(request.workflow, request.request_id, self.cleanup_key(request))
+
+    def remove(self, workflow: str, request_id: str, cleanup_key: str | None = None) -> None:
+        """Remove everything a request left: its data, its run state, its record. Removing
+        what is already gone is no error, so two removals of one request both succeed."""
+        self.engine.data.delete_tree(f"{workflow}/{request_id}")
+        operations = [Delete(self.keys.entity(Request.kind, workflow, request_id)),
+                      Delete(self.keys.run(workflow, request_id), prefix=True)]
+        if cleanup_key:
+            operations.append(Delete(cleanup_key))
+        self.kv.txn([], operations)
+
+    def remove_due(self, limit: int = CLEANUP_BATCH) -> int:
+        """Remove the finished requests whose retention has passed; returns how many."""
+        now = time.time()
+        removed = 0
+        entries = self.kv.range(self.keys.cleanups(), prefix=True, limit=limit,
+                                keys_only=True).kvs
+        for entry in entries:
+            due_ms, workflow, request_id = entry.key[len(self.keys.cleanups()):].split("/")
+            if int(due_ms) > now * 1000:
+                break
+            failures, retry_at = self._retries.get(entry.key, (0, 0.0))
+            if retry_at > now:
+                continue
+            try:
+                self.remove(workflow, request_id, entry.key)
+            except Exception as error:  # noqa: BLE001 — one bad entry must not stop the rest
+                self._retries[entry.key] = (failures + 1, now + min(2 ** failures, 300))
+                log.warning("cannot remove request %s of %s yet (%s: %s); retrying later",
+                            request_id, workflow, type(error).__name__, error)
+                continue
+            self._retries.pop(entry.key, None)
+            removed += 1
+        return removed

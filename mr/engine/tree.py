@@ -1,0 +1,330 @@
+"""Running one invocation of a request's tree, with exactly-once effect.
+
+A map invocation runs its step's mapper, whose first yield decides: ``MrConfigureToMap(step)``
+branches (each following pair becomes a child map invocation of that step) and
+``MrConfigureToReturn()`` returns (the pairs go through the step's combiner to its reducer).
+When every child of a branching invocation is reduced, the branching step's reducer runs over
+the union of the children's reduced pairs grouped by key; the root's reduced pairs are the
+request's result.
+
+Delivery is at least once, so every effect is idempotent (see ``docs/engine.rst``):
+
+- Every commit compares the request record's ``version == 1``: nothing is committed for a
+  finished request.
+- A map invocation commits once, create-if-absent: a branch its record naming its stored
+  children, a leaf reduced on another worker its record naming its combined pairs. Child ids
+  derive from the parent's id and the child's position.
+- A child's completion is a marker under its parent, created if absent, in the transaction that
+  also rewrites the parent's completion counter with the child's id; the counter's version is
+  the number of completed children, so exactly one child sees it reach the total and enqueues
+  the parent's reduce, in O(1) whatever the number of siblings.
+- A message that may have been handled before (a redelivery, or one published again) looks for
+  its commit first and, if it finds one, only redoes what may be left: publishing children that
+  have not completed, or the parent's reduce. Its handlers do not run again.
+- Data is written under a fresh name before the commit that refers to it; what a lost race or a
+  crash leaves behind is unreferenced and goes with the request.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mr import codec
+from mr.engine.dispatch import child_id
+from mr.engine.errors import HandlerFailure, engine_error
+from mr.engine.grouping import group_by_key, merge_groups
+from mr.engine.messages import MAP, REDUCE, InvocationMessage
+from mr.executor import Task
+from mr.kv.base import Compare, Get, Put, RangeResult
+from mr.models import Invocation, Request
+
+if TYPE_CHECKING:
+    from mr.engine.engine import Engine
+
+#: A child's reduced pairs up to this size (encoded) ride in its completion marker, saving a
+#: data store write and read per child; kept small because the marker lives in etcd.
+INLINE_RESULT_LIMIT_BYTES = 1024
+#: The most one invocation may write to its session: sessions live in etcd, whose requests are
+#: limited to 1.5 MiB, so a larger session could never commit.
+SESSION_LIMIT_BYTES = 512 * 1024
+#: Completion markers read per round trip when a branch's reducer gathers its children's results.
+MARKER_PAGE_SIZE = 1000
+
+
+class Tree:
+    def __init__(self, engine: "Engine"):
+        self.engine = engine
+        self.kv = engine.kv
+        self.data = engine.data
+        self.keys = engine.keys
+        self.dispatch = engine.dispatch
+
+    def run(self, request: Request, invocation: InvocationMessage, recheck: bool) -> None:
+        """Run one invocation; ``recheck``: it may have committed before, look first."""
+        if recheck and self._redo(request, invocation):
+            return
+        if invocation.kind == MAP:
+            self._map(request, invocation)
+        else:
+            self._reduce(request, invocation)
+
+    # Redelivery
+
+    def _redo(self, request: Request, invocation: InvocationMessage) -> bool:
+        """Finish what a committed invocation left undone; False if it never committed.
+
+        What its commit called for is published again only if no delivery recorded that it
+        was published: a message lost after that is the sweeper's to find."""
+        parent = invocation.parent
+        own = invocation.invocation_id
+        reads = [Get(self.engine.request_key(request)), Get(self._record_key(request, own)),
+                 Get(self._published_key(request, own, "children")),
+                 Get(self._published_key(request, own, "reduce"))]
+        if parent is not None:
+            reads += [Get(self._marker_key(request, parent.invocation_id, own)),
+                      Get(self._counter_key(request, parent.invocation_id)),
+                      Get(self._published_key(request, parent.invocation_id, "reduce"))]
+        current, record, children_published, reduce_published, *completion = \
+            self.kv.txn([], reads).responses
+        if not _still_running(current):
+            return True  # finished meanwhile (the root's reduce is the request's completion)
+        if completion and completion[0].kvs:  # reduced: at most the parent's reduce is left
+            if _completed_last(completion[1], own, parent.children) and not completion[2].kvs:
+                self._publish_parent_reduce(request, invocation, redelivered=True)
+            return True
+        if invocation.kind == REDUCE or not record.kvs:
+            return False
+        committed = Invocation.decode(own, record.kvs[0].value)
+        if committed.combined_ref is not None and not reduce_published.kvs:
+            self._publish_once(request, own, "reduce",
+                               self.pending_after(request, invocation, committed))
+        elif committed.children_ref is not None and not children_published.kvs:
+            self._publish_once(request, own, "children",
+                               self.pending_after(request, invocation, committed))
+        return True
+
+    def pending_after(self, request: Request, invocation: InvocationMessage,
+                      record: Invocation,
+                      completed: set[str] | None = None) -> list[InvocationMessage]:
+        """The messages a committed, uncompleted map invocation still waits for: its reduce
+        over combined pairs, its children that have not completed, or, when they all have, its
+        own reduce. ``completed``: the ids of its completed children, if the caller read them."""
+        own_reduce = self.dispatch.reduce_of(request, invocation.invocation_id, invocation.step,
+                                             invocation.ancestors, data_ref=record.combined_ref,
+                                             redelivered=True)
+        if record.combined_ref is not None:
+            return [own_reduce]
+        pairs = self.data.get_pairs(record.children_ref)
+        if completed is None:
+            completed = self.completed_children(request, invocation.invocation_id)
+        pending = [position for position in range(len(pairs))
+                   if child_id(invocation.invocation_id, position) not in completed]
+        if not pending:
+            return [own_reduce]
+        return self.dispatch.children(request, invocation, record.mapped_step, pairs, pending,
+                                      redelivered=True)
+
+    def completed_children(self, request: Request, parent_id: str) -> set[str]:
+        prefix = self.keys.completions(request.workflow, request.request_id, parent_id)
+        return {kv.key[len(prefix):] for page in self.kv.pages(prefix, keys_only=True)
+                for kv in page}
+
+    # Map
+
+    def _map(self, request: Request, invocation: InvocationMessage) -> None:
+        mapper_name, _, _ = self.dispatch.step(request, invocation.step)
+        pairs = ([invocation.pair] if invocation.data_ref is None
+                 else self.data.get_pairs(invocation.data_ref))
+        outcome = self._run(request, invocation, mapper_name, pairs, {})
+        if outcome.directive["kind"] == "map":
+            self._branch(request, invocation, outcome.directive["step"], outcome.pairs,
+                         outcome.session)
+        else:
+            self._return(request, invocation, outcome.pairs, outcome.session)
+
+    def _return(self, request: Request, invocation: InvocationMessage, pairs: list,
+                session: dict) -> None:
+        """A leaf: combine, then reduce here unless the reducer needs another capability."""
+        mapper_name, combiner_name, reducer_name = self.dispatch.step(request, invocation.step)
+        if combiner_name is None:
+            combined = group_by_key(pairs)
+        else:
+            outcome = self._run(request, invocation, combiner_name, pairs, session)
+            combined, session = merge_groups(outcome.pairs), outcome.session
+        if (self.dispatch.capability(request, reducer_name)
+                == self.dispatch.capability(request, mapper_name)):
+            outcome = self._run(request, invocation, reducer_name, combined, session)
+            self._complete(request, invocation, outcome.pairs, session)
+            return
+        record = self._record(request, invocation, combined_ref=self.dispatch.put_pairs(
+            request.workflow, request.request_id, invocation.invocation_id, "combined", combined))
+        if self._commit_record(request, invocation, record, session):
+            self._publish_once(request, invocation.invocation_id, "reduce", [
+                self.dispatch.reduce_of(request, invocation.invocation_id, invocation.step,
+                                        invocation.ancestors, data_ref=record.combined_ref)])
+
+    def _branch(self, request: Request, invocation: InvocationMessage, target_step: str,
+                pairs: list, session: dict) -> None:
+        if target_step not in request.steps:
+            raise HandlerFailure(invocation.invocation_id, engine_error(
+                "UnknownStep", f"the mapper of step {invocation.step!r} maps to step "
+                               f"{target_step!r}, which workflow {request.workflow!r} does not "
+                               f"have"))
+        record = self._record(
+            request, invocation, mapped_count=len(pairs), mapped_step=target_step,
+            children_ref=self.dispatch.put_pairs(request.workflow, request.request_id,
+                                                 invocation.invocation_id, "children", pairs))
+        if not self._commit_record(request, invocation, record, session):
+            return
+        if not pairs:  # nothing to wait for: the branch reducer runs over no results
+            messages = [self.dispatch.reduce_of(request, invocation.invocation_id,
+                                                invocation.step, invocation.ancestors)]
+        else:
+            messages = self.dispatch.children(request, invocation, target_step, pairs)
+        self._publish_once(request, invocation.invocation_id, "children", messages)
+
+    @staticmethod
+    def _record(request: Request, invocation: InvocationMessage, **fields) -> Invocation:
+        return Invocation(
+            workflow=request.workflow, invocation_id=invocation.invocation_id,
+            request_id=request.request_id,
+            parent_invocation_id=invocation.parent.invocation_id if invocation.parent else None,
+            step_name=invocation.step, direction=MAP, state="waiting", **fields)
+
+    def _commit_record(self, request: Request, invocation: InvocationMessage,
+                       record: Invocation, session: dict) -> bool:
+        """Commit a map invocation's record with its session, unless another delivery did (it
+        then publishes what the record calls for, or is redelivered and does) or the request
+        finished meanwhile."""
+        key = self._record_key(request, invocation.invocation_id)
+        return self.kv.txn(
+            [self._running(request), Compare(key, "version", "==", 0)],
+            [Put(key, record.encode()),
+             *self._session_writes(request, invocation.invocation_id, session)]).succeeded
+
+    # Reduce
+
+    def _reduce(self, request: Request, invocation: InvocationMessage) -> None:
+        _, _, reducer_name = self.dispatch.step(request, invocation.step)
+        session_prefix = self.keys.session(request.workflow, request.request_id,
+                                           invocation.invocation_id)
+        stored_session = self.kv.range(session_prefix, prefix=True).kvs
+        if invocation.data_ref is not None:  # a leaf, combined on a worker of another capability
+            results = self.data.get_pairs(invocation.data_ref)
+        else:  # a branch: every child is reduced, and no marker changes any more
+            prefix = self.keys.completions(request.workflow, request.request_id,
+                                           invocation.invocation_id)
+            results = group_by_key(pair for page in self.kv.pages(prefix, MARKER_PAGE_SIZE)
+                                   for marker in page
+                                   for pair in self._reduced_pairs(marker.value))
+        session = {kv.key[len(session_prefix):]: codec.decode(kv.value) for kv in stored_session}
+        outcome = self._run(request, invocation, reducer_name, results, session)
+        self._complete(request, invocation, outcome.pairs, None)
+
+    def _complete(self, request: Request, invocation: InvocationMessage, pairs: list,
+                  session: dict | None) -> None:
+        """Commit an invocation's reduced pairs to its parent, or to the request at the root;
+        the child that completes its parent's last child enqueues the parent's reduce."""
+        session_writes = (self._session_writes(request, invocation.invocation_id, session)
+                          if session else [])
+        parent = invocation.parent
+        if parent is None:
+            result_ref = self.dispatch.put_pairs(request.workflow, request.request_id,
+                                                 invocation.invocation_id, "reduced", pairs)
+            self.engine.finish(request, "done", result_ref=result_ref, writes=session_writes)
+            return
+        reduced = codec.encode({"pairs": pairs})
+        if len(reduced) > INLINE_RESULT_LIMIT_BYTES:
+            reduced = codec.encode({"ref": self.dispatch.put_pairs(
+                request.workflow, request.request_id, invocation.invocation_id, "reduced",
+                pairs)})
+        marker = self._marker_key(request, parent.invocation_id, invocation.invocation_id)
+        counter = self._counter_key(request, parent.invocation_id)
+        committed = self.kv.txn(
+            [self._running(request), Compare(marker, "version", "==", 0)],
+            [Put(marker, reduced), *session_writes,
+             Put(counter, invocation.invocation_id.encode(), prev_kv=True)],
+            [Get(self.engine.request_key(request)), Get(counter)])
+        if committed.succeeded:
+            previous = committed.responses[-1].prev_kv
+            if (previous.version if previous else 0) + 1 == parent.children:
+                self._publish_parent_reduce(request, invocation, redelivered=False)
+        elif _still_running(committed.responses[0]) and _completed_last(
+                committed.responses[1], invocation.invocation_id, parent.children):
+            # A redelivery of the last child: its first delivery committed and may have died
+            # before publishing the parent's reduce (a duplicate reduce is harmless).
+            self._publish_parent_reduce(request, invocation, redelivered=True)
+
+    def _publish_parent_reduce(self, request: Request, invocation: InvocationMessage,
+                               redelivered: bool) -> None:
+        parent = invocation.parent
+        self._publish_once(request, parent.invocation_id, "reduce", [self.dispatch.reduce_of(
+            request, parent.invocation_id, parent.step, invocation.ancestors[1:],
+            redelivered=redelivered)])
+
+    def _publish_once(self, request: Request, invocation_id: str, what: str,
+                      messages: list[InvocationMessage]) -> None:
+        """Publish what a commit calls for, then record that it was published."""
+        self.dispatch.publish(request, messages)
+        self.kv.put(self._published_key(request, invocation_id, what), b"")
+
+    # Helpers
+
+    def _reduced_pairs(self, marker_value: bytes) -> list:
+        """A child's reduced pairs, from its completion marker or the data store it names."""
+        reduced = codec.decode(marker_value)
+        return reduced["pairs"] if "pairs" in reduced else self.data.get_pairs(reduced["ref"])
+
+    def _run(self, request: Request, invocation: InvocationMessage, handler_name: str,
+             inputs: list, session: dict):
+        version, code = self.dispatch.code(request, handler_name, invocation.invocation_id)
+        outcome = self.engine.executor.run(
+            Task(workflow=request.workflow, handler_name=handler_name, handler_version=version,
+                 source_type=code["source_type"], source_code=code["source_code"],
+                 handler_type=code["handler_type"],
+                 required_capability=code["required_capability"], inputs=inputs,
+                 session=session), timeout_s=self.engine.settings.invocation_timeout_s)
+        if not outcome.ok:
+            raise HandlerFailure(invocation.invocation_id, {
+                **outcome.error, "handler": handler_name, "stdout": outcome.stdout,
+                "stderr": outcome.stderr})
+        return outcome
+
+    def _session_writes(self, request: Request, invocation_id: str, session: dict) -> list:
+        prefix = self.keys.session(request.workflow, request.request_id, invocation_id)
+        writes = [Put(prefix + key, codec.encode(value)) for key, value in session.items()]
+        size = sum(len(write.key) + len(write.value) for write in writes)
+        if size > SESSION_LIMIT_BYTES:
+            raise HandlerFailure(invocation_id, engine_error(
+                "SessionTooLarge", f"the session of invocation {invocation_id} holds {size} "
+                                   f"bytes; at most {SESSION_LIMIT_BYTES} fit (sessions live in "
+                                   f"etcd: keep large values in the data, or in FS)"))
+        return writes
+
+    def _running(self, request: Request) -> Compare:
+        return self.engine.running(request)
+
+    def _record_key(self, request: Request, invocation_id: str) -> str:
+        return self.keys.entity(Invocation.kind, request.workflow, invocation_id,
+                                request.request_id)
+
+    def _marker_key(self, request: Request, parent_id: str, invocation_id: str) -> str:
+        return self.keys.completions(request.workflow, request.request_id,
+                                     parent_id) + invocation_id
+
+    def _published_key(self, request: Request, invocation_id: str, what: str) -> str:
+        return self.keys.published(request.workflow, request.request_id, invocation_id, what)
+
+    def _counter_key(self, request: Request, parent_id: str) -> str:
+        return self.keys.completion_count(request.workflow, request.request_id, parent_id)
+
+
+def _completed_last(counter: RangeResult, invocation_id: str, children: int) -> bool:
+    """Whether ``invocation_id`` is the child whose completion completed its parent, from a
+    read of the parent's completion counter: its version counts the completions, its value
+    names the latest. Only that child publishes the parent's reduce."""
+    return bool(counter.kvs) and counter.kvs[0].version == children and \
+        counter.kvs[0].value == invocation_id.encode()
+
+
+def _still_running(request_range: RangeResult) -> bool:
+    return bool(request_range.kvs) and request_range.kvs[0].version == 1
