@@ -41,7 +41,7 @@ WORKFLOW = "bench"
 MODES = ("embedded", "distributed")
 DISTRIBUTED_WORKERS = 2
 #: Longest a blocking request may wait for its result, on the server and in the client.
-REQUEST_WAIT_S = 120.0
+REQUEST_WAIT_S = 300.0
 #: Settings of the mr under test that differ from the defaults.
 SERVER_ENV = {"MR_WORKFLOW_NAMES": WORKFLOW, "MR_HTTP_HOST": devservers.LOOPBACK,
               "MR_REQUEST_WAIT_TIMEOUT_S": str(REQUEST_WAIT_S)}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 
+import gevent
+
 from mr.engine.engine import Engine
 from mr.models.names import normalize_capability
 from mr.queue.base import Consumer
@@ -38,7 +40,9 @@ class Worker:
         return self
 
     def stop(self, timeout: float | None = 10.0) -> None:
-        for consumer in self._consumers:
-            consumer.stop(timeout=timeout)
+        """Stop taking messages and wait up to ``timeout`` for running invocations: all
+        consumers at once, so a worker whose servers are gone does not wait once per topic."""
+        gevent.joinall([gevent.spawn(consumer.stop, timeout=timeout)
+                        for consumer in self._consumers])
         self._consumers.clear()
         self.engine.sweeper.stop()

@@ -67,6 +67,21 @@ def wait_done(cluster, request_id, timeout_s=30):
     return finished
 
 
+def crash_once(monkeypatch, cluster, at) -> list[InvocationMessage]:
+    """The worker dies the first time it publishes a message for which ``at`` is true; returns
+    the list that receives that message."""
+    crashed = []
+
+    def on_publish(message: InvocationMessage) -> bool:
+        if not crashed and at(message):
+            crashed.append(message)
+            raise SimulatedCrash()
+        return True
+
+    intercept_publishes(monkeypatch, cluster.engine.queue, on_publish)
+    return crashed
+
+
 def test_a_redelivered_invocation_redoes_only_what_is_left(any_cluster, monkeypatch, run_log):
     cluster = any_cluster
     redeliveries = redeliver_after_handling(monkeypatch, cluster)
@@ -86,15 +101,8 @@ def test_a_crash_between_the_branch_commit_and_its_children_loses_nothing(
     """The worker dies after committing the branch, before publishing the children: the
     redelivered root publishes them, without running its mapper again."""
     cluster = any_cluster
-    crashed = []
-
-    def crash_on_children(message: InvocationMessage) -> bool:
-        if message.kind == MAP and message.ancestors and not crashed:
-            crashed.append(message)
-            raise SimulatedCrash()
-        return True
-
-    intercept_publishes(monkeypatch, cluster.engine.queue, crash_on_children)
+    crashed = crash_once(monkeypatch, cluster,
+                         lambda message: message.kind == MAP and bool(message.ancestors))
     fan_out_job(cluster, run_log)
     request = cluster.run("j", {"c": 5})
     assert crashed and request.state == "done", request.error
@@ -131,15 +139,8 @@ def test_a_crash_after_the_last_completion_still_reduces_the_parent(any_cluster,
     """The last child commits its completion and dies before publishing its parent's reduce:
     its redelivery publishes the reduce, without running the child's handlers again."""
     cluster = any_cluster
-    crashed = []
-
-    def crash_on_root_reduce(message: InvocationMessage) -> bool:
-        if message.kind == REDUCE and not message.ancestors and not crashed:
-            crashed.append(message)
-            raise SimulatedCrash()
-        return True
-
-    intercept_publishes(monkeypatch, cluster.engine.queue, crash_on_root_reduce)
+    crashed = crash_once(monkeypatch, cluster,
+                         lambda message: message.kind == REDUCE and not message.ancestors)
     fan_out_job(cluster, run_log)
     request = cluster.run("j", {"c": 4})
     assert crashed and request.state == "done", request.error

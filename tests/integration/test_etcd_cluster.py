@@ -2,7 +2,6 @@
 concurrent writes with a watch open: requests move on to the members left, and the watch
 resumes on one of them without losing or repeating an event."""
 import socket
-from typing import Callable
 
 import gevent
 import gevent.event
@@ -13,7 +12,7 @@ from mr.kv import create_kv
 from mr.kv.base import KVError
 from mr.kv.etcd import EtcdKV
 from mr.settings import Settings
-from tests.integration.test_etcd_restart import _drain
+from tests.integration.test_etcd_restart import assert_writes_and_a_watch_come_through
 
 
 @pytest.fixture
@@ -29,48 +28,6 @@ def members(tmp_path):
     finally:
         for server in servers:
             server.stop()
-
-
-def assert_writes_and_a_watch_come_through(kv: EtcdKV, prefix: str,
-                                           fault: Callable[[], None]) -> None:
-    """Three writers put keys under ``prefix`` while a watch of it is open, and ``fault()``
-    strikes after a second. The writes must recover, and the watch must deliver exactly what a
-    watch opened afterwards delivers, every acknowledged write among it."""
-    start = kv.current_revision() + 1
-    watch = kv.watch(prefix, prefix=True, start_revision=start)
-    acknowledged: list[int] = []
-    stopping = gevent.event.Event()
-
-    def writer(number):
-        index = 0
-        while not stopping.is_set():
-            try:
-                acknowledged.append(kv.put(f"{prefix}{number}/{index}", b"x").revision)
-            except KVError:
-                pass  # cut off by the fault: applied or not, the watch tells
-            index += 1
-            gevent.sleep(0.01)
-
-    writers = [gevent.spawn(writer, number) for number in range(3)]
-    gevent.sleep(1.0)
-    acknowledged_before_fault = len(acknowledged)
-    fault()
-    # Writes forwarded to a dead leader wait for etcd's request timeout (7 s) to fail.
-    with gevent.Timeout(30, False):
-        while len(acknowledged) < acknowledged_before_fault + 50:
-            gevent.sleep(0.1)
-    stopping.set()
-    gevent.joinall(writers, raise_error=True)
-
-    assert len(acknowledged) >= acknowledged_before_fault + 50, "writes did not recover"
-    last = kv.current_revision()
-    resumed = _drain(watch, last, timeout=15)
-    watch.cancel()
-    with kv.watch(prefix, prefix=True, start_revision=start) as reference_watch:
-        reference = _drain(reference_watch, last, timeout=15)
-    assert reference and reference[-1].revision == last
-    assert [(e.revision, e.kv.key) for e in resumed] == [(e.revision, e.kv.key) for e in reference]
-    assert set(acknowledged) <= {e.revision for e in resumed}
 
 
 @pytest.mark.parametrize("victim", ["leader in use", "follower in use", "leader, client elsewhere"])
