@@ -5,12 +5,16 @@ they are objects in a data store, addressed by '/'-separated relative paths that
 from validated names and hex ids. Paths are checked again here (defence in depth): a path can
 never escape the store's root, whatever the backend. Segments starting with '.' are reserved
 for writes in progress, so that readers and listings never see a partial object.
+
+Nothing here holds the gevent event loop for long: a backend that waits for I/O says so
+(:attr:`DataStore.blocking_io`) and runs in a native thread (:mod:`mr.offload`), and datasets
+are encoded and decoded by :mod:`mr.codec`, which moves large ones off the loop itself.
 """
 from __future__ import annotations
 
 import abc
 
-from mr import codec
+from mr import codec, offload
 
 
 class DataError(Exception):
@@ -45,6 +49,10 @@ def check_path(path: str) -> str:
 class DataStore(abc.ABC):
     """Objects (bytes) at paths. The public methods check paths, then call the backend's."""
 
+    #: Whether the backend's methods wait for I/O (a disk, a network), which would stall every
+    #: greenlet: then they run in a native thread, at the cost of a thread hop per call.
+    blocking_io = False
+
     def put(self, path: str, data: bytes) -> None:
         """Store ``data`` at ``path``, replacing any object there.
 
@@ -52,19 +60,19 @@ class DataStore(abc.ABC):
         """
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes, got {type(data).__name__}")
-        self._put(check_path(path), bytes(data))
+        self._backend(self._put, check_path(path), bytes(data))
 
     def get(self, path: str) -> bytes:
         """The object at ``path``; raises :class:`DataNotFoundError` when there is none."""
-        return self._get(check_path(path))
+        return self._backend(self._get, check_path(path))
 
     def delete_tree(self, prefix: str) -> int:
         """Remove every object under ``prefix/``; returns how many. A missing prefix removes 0."""
-        return self._delete_tree(check_path(prefix))
+        return self._backend(self._delete_tree, check_path(prefix))
 
     def list_tree(self, prefix: str = "") -> list[str]:
         """Sorted paths (as given to ``put``) of the objects under ``prefix/``; all when empty."""
-        return self._list_tree(check_path(prefix) if prefix else "")
+        return self._backend(self._list_tree, check_path(prefix) if prefix else "")
 
     def close(self) -> None:
         """Release what the store holds; the base holds nothing."""
@@ -76,6 +84,10 @@ class DataStore(abc.ABC):
     def get_pairs(self, path: str) -> list[list]:
         """The dataset that :meth:`put_pairs` stored at ``path`` (pairs come back as lists)."""
         return codec.decode(self.get(path))
+
+    def _backend(self, method, *args):
+        """Call a backend method: in a native thread if it waits for I/O."""
+        return offload.run(method, *args) if self.blocking_io else method(*args)
 
     def __enter__(self) -> "DataStore":
         return self

@@ -20,6 +20,8 @@ _NOT_FOUND = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 
 
 class FsspecDataStore(DataStore):
+    blocking_io = True  # reads and writes of files, on a local disk, NFS or over the network
+
     def __init__(self, url: str):
         self.url = url
         try:

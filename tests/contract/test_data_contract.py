@@ -104,6 +104,24 @@ def test_pairs_round_trip_typed(store):
     assert store.get_pairs("d/empty") == []
 
 
+def test_large_datasets_round_trip(store):
+    pairs = [[f"key-{number:06d}", ["value", number, b"\0" * (number % 3)]]
+             for number in range(50_000)]  # about 1.5 MB: encoded and decoded off the loop
+    store.put_pairs("d/large", pairs)
+    assert store.get_pairs("d/large") == pairs
+
+
+def test_only_a_store_that_waits_for_io_lets_other_greenlets_run_meanwhile(store):
+    """fsspec stores read and write files (a disk, NFS, a network): in a thread, while the event
+    loop serves other greenlets. The embedded store never yields: its puts are atomic."""
+    for operation in [lambda: store.put("x/y", b"1"), lambda: store.get("x/y"),
+                      lambda: store.list_tree("x"), lambda: store.delete_tree("x")]:
+        other = gevent.spawn(lambda: None)
+        operation()
+        assert other.dead == isinstance(store, FsspecDataStore)
+        other.kill()
+
+
 @pytest.mark.parametrize("path", ["", "/abs", "a//b", "a/", "./a", "a/..", "../a", "a/.hidden"])
 def test_invalid_paths_are_rejected(store, path):
     with pytest.raises(ValueError):
