@@ -14,7 +14,7 @@ from mr.engine.engine import Engine
 from mr.executor import ExecutorPool
 from mr.kv import create_kv
 from mr.queue import create_queue
-from mr.settings import Settings
+from mr.settings import Settings, SettingsError
 from mr.worker.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,22 @@ class Service:
         self.executor = ExecutorPool.from_settings(settings) if worker else None
         self.engine = Engine(settings, self.kv, self.queue, self.data, self.executor)
         self.worker = Worker(self.engine).start() if worker and settings.consume else None
+
+    @classmethod
+    def shared(cls, settings: Settings, *, worker: bool) -> "Service":
+        """A process of a distributed installation (a worker, or a front end under gunicorn):
+        refused on the embedded backends, which no other process can see — a worker on a
+        private data store would answer every request with data nobody else can read."""
+        embedded = [variable for variable, value in (
+            ("MR_KV_BACKEND", settings.kv_backend), ("MR_QUEUE_BACKEND", settings.queue_backend),
+            ("MR_DATA_STORE_URL", settings.data_store_url)) if value == "memory"]
+        if embedded:
+            role = "a worker" if worker else "a front end under gunicorn"
+            raise SettingsError(
+                f"{', '.join(embedded)} name the embedded (in-process) backends, which no other "
+                f"process can share: {role} needs MR_KV_BACKEND=etcd, MR_QUEUE_BACKEND=nsq and a "
+                f"MR_DATA_STORE_URL that every worker and the front end see")
+        return cls(settings, worker=worker)
 
     @classmethod
     def embedded(cls, settings: Settings) -> "Service":

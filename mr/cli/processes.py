@@ -59,7 +59,7 @@ def _wait_for_signal() -> None:
 def run_worker(arguments) -> int:
     settings = Settings.load()
     _configure_logging(settings)
-    service = Service(settings, worker=True)
+    service = Service.shared(settings, worker=True)
     print(f"worker serving {', '.join(service.settings.workflow_names)}", flush=True)
     try:
         _wait_for_signal()

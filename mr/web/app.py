@@ -5,7 +5,7 @@ from flask import Flask, Response
 
 from mr.engine.engine import Engine
 from mr.service import Service
-from mr.settings import Settings, SettingsError
+from mr.settings import Settings
 from mr.web import errors, health, jobs, request_status
 from mr.web.context import ENGINE_EXTENSION, fulfilled_by
 
@@ -27,16 +27,7 @@ def create_app(engine: Engine) -> Flask:
 def create_server_app(settings: Settings) -> Flask:
     """The app over the backends shared with the workers, as gunicorn serves it. It runs no
     handlers, so its engine has no executor."""
-    embedded = [variable for variable, value in (("MR_KV_BACKEND", settings.kv_backend),
-                                                 ("MR_QUEUE_BACKEND", settings.queue_backend),
-                                                 ("MR_DATA_STORE_URL", settings.data_store_url))
-                if value == "memory"]
-    if embedded:
-        raise SettingsError(
-            f"{', '.join(embedded)} name the embedded (in-process) backends, which no worker "
-            f"process can share: a front end under gunicorn needs MR_KV_BACKEND=etcd, "
-            f"MR_QUEUE_BACKEND=nsq and a MR_DATA_STORE_URL that the workers see too")
-    return create_app(Service(settings, worker=False).engine)
+    return create_app(Service.shared(settings, worker=False).engine)
 
 
 def _name_the_answering_process(response: Response) -> Response:

@@ -14,6 +14,7 @@ from mr.models import Keys
 from mr.queue.nsq import NsqQueue
 from mr.settings import Settings
 from mr.worker.worker import Worker
+from tests.cli.conftest import Mr
 from tests.conftest import TEST_MESSAGE_TIMEOUT_S, etcd_client
 
 DOCUMENTS = {"a": "the cat", "b": "the hat and the bat"}
@@ -152,3 +153,11 @@ def test_request_cleanup_removes_the_record_the_run_state_and_the_data(mr, finis
 def test_run_state_errors_are_one_line(mr, arguments, message):
     mr.ok("workflow", "create", "w")
     assert mr.fails(*arguments).startswith(message)
+
+
+def test_a_worker_refuses_to_start_on_a_data_store_only_it_can_see(mr):
+    """A worker on a private data store would answer with data nobody else can read."""
+    nsqd = Mr({**mr.env, "MR_QUEUE_BACKEND": "nsq", "MR_DATA_STORE_URL": "memory"})
+    message = nsqd.fails("worker")
+    assert message.startswith("MR_DATA_STORE_URL name the embedded (in-process) backends")
+    assert "a worker needs" in message
