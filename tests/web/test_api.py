@@ -265,3 +265,30 @@ def test_unexpected_error_is_a_logged_500_with_an_incident_id(engine, client, mo
     (record,) = caplog.records
     assert error["incident_id"] in record.getMessage()
     assert "RuntimeError: a bug" in caplog.text
+
+
+@pytest.mark.parametrize("deadline", ["0", "-1", '"soon"', "true", "null"])
+def test_a_deadline_must_be_a_positive_number_of_seconds(client, deadline):
+    body = f'{{"arguments": {{"a": 1}}, "deadline_s": {deadline}}}'.encode()
+    if deadline == "null":  # the same as none given
+        assert post_job(client, body=body, query="?blocking=false").status_code == 202
+    else:
+        assert_error(post_job(client, body=body), 400, "InvalidBody",
+                     '"deadline_s" must be a number of seconds > 0')
+
+
+def test_a_blocking_request_past_its_deadline_is_answered_failed_at_the_deadline(client):
+    """Without a worker nothing finishes: the front end fails the request at its deadline."""
+    response = post_job(client, body=b'{"arguments": {"a": 1}, "deadline_s": 0.3}')
+    error = assert_error(response, 422, "DeadlineExceeded", "deadline of 0.3 s")
+    assert client.get(f"/request/w/{error['request_id']}").get_json()["state"] == "failed"
+
+
+def test_a_result_that_fails_to_render_is_not_released(make_engine, monkeypatch):
+    engine = make_engine(with_worker=True)
+    monkeypatch.setattr(engine, "result", lambda request: [["raw", b"\x00 bytes, not JSON"]])
+    response = create_app(engine).test_client().post(
+        "/job/w/j", data=b'{"arguments": {"a": 1}}', content_type="application/json")
+    assert response.status_code == 500
+    (kept,) = engine.store.list(Request, "w")  # still there to fetch
+    assert kept.state == "done"
