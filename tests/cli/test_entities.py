@@ -86,6 +86,12 @@ def test_steps_and_jobs(mr, wordcount):
     mr.ok(wordcount, "recount", "Count again.", "again", script="mr_kv_job_create")
     job = mr.json("job", "get", wordcount, "recount")
     assert (job["initial_step_name"], job["description"]) == ("again", "Count again.")
+    assert job["deadline_s"] is None  # the cluster default
+    timed = mr.json("job", "create", wordcount, "timed", "Bounded.", "again", "--deadline-s", "30")
+    assert timed["deadline_s"] == 30.0
+    assert mr.fails("job", "create", wordcount, "never", "No.", "again", "--deadline-s", "0") == \
+        "job 'never': field 'deadline_s' must be > 0, got 0.0"
+    mr.ok("job", "delete", wordcount, "timed")
     assert [j["name"] for j in mr.json("job", "list", wordcount)] == ["recount", "wordcount", "wordcount_node"]
     assert mr.fails("step", "delete", wordcount, "again") == (
         f"step 'again' of workflow '{wordcount}' is used by job 'recount' (as "

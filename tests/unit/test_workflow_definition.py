@@ -1,0 +1,42 @@
+"""Workflow definition directories: ``workflow.yaml`` beside handler files."""
+import pytest
+
+from mr.handlers.load import WorkflowDefinitionError, read_definition
+
+MAPPER = '''"""
+Returns its arguments.
+
+**
+argument_spec:
+    - {name: arguments, type: list}
+handler_type: mapper
+required_capability: none
+"""
+
+yield MrConfigureToReturn()
+for pair in arguments:
+    yield pair
+'''
+REDUCER = MAPPER.replace("mapper", "reducer").replace("arguments", "results").replace(
+    "yield MrConfigureToReturn()\n", "")
+
+
+def definition_dir(tmp_path, jobs: str):
+    (tmp_path / "same.py").write_text(MAPPER)
+    (tmp_path / "keep.py").write_text(REDUCER)
+    (tmp_path / "workflow.yaml").write_text(
+        f"workflow: timed\nsteps:\n  s: {{mapper: same, reducer: keep}}\njobs:\n{jobs}")
+    return tmp_path
+
+
+def test_a_job_may_name_its_deadline(tmp_path):
+    definition = read_definition(definition_dir(
+        tmp_path, "  quick: {step: s, deadline_s: 600}\n  default: {step: s}\n"))
+    deadlines = {job.name: job.deadline_s for job in definition.jobs}
+    assert deadlines == {"quick": 600.0, "default": None}
+
+
+def test_a_deadline_that_is_not_a_positive_number_names_the_file(tmp_path):
+    with pytest.raises(WorkflowDefinitionError, match="workflow.yaml: job 'quick': field "
+                                                      "'deadline_s' must be > 0"):
+        read_definition(definition_dir(tmp_path, "  quick: {step: s, deadline_s: -1}\n"))
