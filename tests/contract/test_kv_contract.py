@@ -8,8 +8,11 @@ import time
 import gevent
 import pytest
 
+from mr import devservers
 from mr.kv.base import (CompactedError, Compare, Delete, DeleteResult, Get, LeaseNotFoundError,
                         Put, PutResult, RangeResult)
+from mr.kv.memory import MemoryKV
+from tests.conftest import etcd_client
 
 
 def test_put_then_get_returns_value_and_revisions(kv, kv_prefix):
@@ -257,7 +260,23 @@ def test_cancelled_watch_returns_none_and_stops_iteration(kv, kv_prefix):
     assert watch.cancelled and watch.get(timeout=0.1) is None
 
 
-def test_watch_from_a_compacted_revision_raises(kv, kv_prefix):
+@pytest.fixture(params=["memory", "etcd"])
+def own_kv(request, tmp_path):
+    """A store of this test's own: compacting the session's shared etcd would cut the history
+    that other tests' watches may still need."""
+    if request.param == "memory":
+        store, server = MemoryKV(), None
+    else:
+        server = devservers.etcd(tmp_path, tie_to_parent=True).start()
+        store = etcd_client(server)
+    yield store
+    store.close()
+    if server is not None:
+        server.stop()
+
+
+def test_watch_from_a_compacted_revision_raises(own_kv, kv_prefix):
+    kv = own_kv
     old = kv.put(f"{kv_prefix}/cmp", b"1").revision
     kv.put(f"{kv_prefix}/cmp", b"2")
     latest = kv.put(f"{kv_prefix}/cmp", b"3").revision

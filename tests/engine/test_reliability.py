@@ -11,8 +11,9 @@ import gevent
 import pytest
 
 from mr.engine.dispatch import INLINE_PAIR_LIMIT_BYTES, PUBLISH_BATCH_BYTES, PUBLISH_BATCH_COUNT
+from mr.engine.engine import BUSY_REQUEUE_DELAY_S
 from mr.engine.messages import MAP, REDUCE, InvocationMessage
-from mr.models import Request
+from mr.models import NotFoundError, Request
 from tests.engine.faults import (SimulatedCrash, intercept_publishes, redeliver_after_handling,
                                  run_log_handler, runs_per_key)
 from tests.engine.test_requests import SUM_REDUCER
@@ -369,9 +370,11 @@ def test_messages_of_a_finished_request_run_nothing(cluster, monkeypatch, run_lo
     request = cluster.run("j", {"c": 3})
     assert request.state == "done"
     runs_before = runs_per_key(run_log)
-    for message in published:
-        cluster.engine.handle(_Delivery(message.encode()))
+    deliveries = [_Delivery(message.encode()) for message in published]
+    for delivery in deliveries:
+        cluster.engine.handle(delivery)
     assert runs_per_key(run_log) == runs_before
+    assert all(delivery.requeued == [] for delivery in deliveries)
     assert cluster.engine.get_request(cluster.workflow, request.request_id).state == "done"
 
 
@@ -382,9 +385,10 @@ class _Delivery:
 
     def __init__(self, body: bytes):
         self.body = body
+        self.requeued = []
 
     def requeue(self, delay_s=0.0):
-        raise AssertionError("a message of a finished request was requeued")
+        self.requeued.append(delay_s)
 
     def touch(self):
         pass
@@ -396,3 +400,51 @@ def test_request_records_carry_what_the_sweeper_needs(cluster):
     stored = cluster.engine.store.get(Request, cluster.workflow, request.request_id)
     assert stored.root_step == "s"
     assert cluster.engine.data.get_pairs(stored.arguments_ref) == [["a", 1]]
+
+
+def test_a_message_that_finds_no_free_slot_goes_back_to_the_queue(cluster, run_log):
+    """A worker never holds a message longer than half its timeout waiting for a slot."""
+    fan_out_job(cluster, run_log, leaf_body="import time\ntime.sleep(3)\n" + LEAF)
+    engine = cluster.engine
+    accepted = engine.submit(cluster.workflow, "j", {"c": 1}, blocking=False)
+    for _ in range(engine.concurrency):
+        engine._slots.acquire()
+    try:
+        delivery = _Delivery(engine.dispatch.root(accepted).encode())
+        started = time.monotonic()
+        engine.handle(delivery)
+        waited = time.monotonic() - started
+    finally:
+        for _ in range(engine.concurrency):
+            engine._slots.release()
+    assert delivery.requeued == [BUSY_REQUEUE_DELAY_S]
+    assert waited < engine.settings.message_timeout_s
+
+
+def test_removal_outlives_a_request_it_cannot_remove(cluster, monkeypatch):
+    """One request whose data cannot be deleted is retried later; the others go meanwhile."""
+    slow_job(cluster, 0)
+    engine = cluster.engine
+    engine.sweeper.stop()  # this test runs the removal passes itself
+    engine.settings = engine.settings.with_overrides(result_retention_s=0.0)
+    requests = [engine.submit(cluster.workflow, "j", {"a": 1}, blocking=False)
+                for _ in range(3)]
+    for request in requests:
+        wait_done(cluster, request.request_id)
+    stuck = requests[0].request_id
+    delete_tree = engine.data.delete_tree
+
+    def refuse_one(prefix):
+        if prefix.endswith(stuck):
+            raise RuntimeError("the disk says no")
+        return delete_tree(prefix)
+
+    monkeypatch.setattr(engine.data, "delete_tree", refuse_one)
+    assert engine.cleaner.remove_due() == 2
+    assert engine.get_request(cluster.workflow, stuck).state == "done"
+    assert engine.cleaner.remove_due() == 0  # not tried again before its pause is over
+    monkeypatch.setattr(engine.data, "delete_tree", delete_tree)
+    gevent.sleep(1.1)
+    assert engine.cleaner.remove_due() == 1
+    with pytest.raises(NotFoundError):
+        engine.get_request(cluster.workflow, stuck)
