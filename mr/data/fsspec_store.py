@@ -65,11 +65,22 @@ class FsspecDataStore(DataStore):
             raise DataError(f"cannot read {path!r} from {self.url!r}: {error}") from error
 
     def _delete_tree(self, prefix: str) -> int:
+        """Remove the tree; when the filesystem can rename, it is first renamed aside (atomic:
+        of two processes removing it at once, one takes it, the other finds it gone) so that
+        two removals never trip over each other's half-deleted files."""
         paths = self._list_tree(prefix)
         top = self._full(prefix)
         try:
-            if self._fs.isdir(top):  # a file at ``prefix`` itself is not under ``prefix/``
-                self._fs.rm(top, recursive=True)  # also removes partials of crashed writers
+            if not self._fs.isdir(top):  # a file at ``prefix`` itself is not under ``prefix/``
+                return len(paths)
+            if self._publish_by_rename:
+                parent, name = posixpath.split(top)
+                aside = f"{parent}/.{name}.{uuid.uuid4().hex}.deleting"
+                self._fs.mv(top, aside, recursive=True)
+                top = aside
+            self._fs.rm(top, recursive=True)  # also removes partials of crashed writers
+        except FileNotFoundError:
+            pass  # removed by another process meanwhile
         except OSError as error:
             raise DataError(f"cannot delete {prefix!r} in {self.url!r}: {error}") from error
         return len(paths)

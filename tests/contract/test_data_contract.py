@@ -201,3 +201,13 @@ def test_factory_builds_the_store_the_settings_name(tmp_path):
     assert isinstance(directory_store, FsspecDataStore)
     directory_store.put("x", b"1")
     assert (tmp_path / "x").read_bytes() == b"1"
+
+
+def test_two_removals_of_one_tree_at_once_both_succeed(store):
+    """Two processes cleaning up the same finished request must not fail each other."""
+    for trial in range(10):
+        for number in range(100):
+            store.put(f"race{trial}/inv{number % 10}/part{number}", b"x")
+        removals = [gevent.spawn(store.delete_tree, f"race{trial}") for _ in range(2)]
+        gevent.joinall(removals, raise_error=True)
+        assert store.list_tree(f"race{trial}") == []
