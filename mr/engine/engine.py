@@ -177,20 +177,24 @@ class Engine:
         self._check_served(workflow)
         return self.store.get(Request, workflow, request_id)
 
-    def wait(self, workflow: str, request_id: str, timeout_s: float) -> Request | None:
+    def wait(self, workflow: str, request_id: str, timeout_s: float,
+             deadline: float | None = None) -> Request | None:
         """The request once finished, or None when ``timeout_s`` passes first; NotFoundError
         if it was removed (cancelled and cleaned up) before it finished.
 
-        A request that reaches its deadline while waited for is failed here and then, so a
-        client never waits past the deadline."""
-        current = self.requests.get(workflow, request_id)
-        if current is not None and current.deadline is not None:
-            timeout_s = min(timeout_s, max(current.deadline - time.time(), 0.0))
+        A request that reaches its deadline (read from the request unless the caller knows
+        it) while waited for is failed here and then, so a client never waits past it."""
+        if deadline is None:
+            current = self.requests.get(workflow, request_id)
+            deadline = current.deadline if current is not None else None
+        if deadline is not None:
+            timeout_s = min(timeout_s, max(deadline - time.time(), 0.0))
         try:
             finished = self.requests.wait(workflow, request_id, timeout_s)
         except gevent.Timeout:
-            if current is None or not self.expire(current):
+            if deadline is None or time.time() < deadline:
                 return None
+            self.expire(self.store.get(Request, workflow, request_id))
             finished = self.store.get(Request, workflow, request_id)
         if finished is None:
             raise NotFoundError(f"request {request_id!r} of workflow {workflow!r} no longer "

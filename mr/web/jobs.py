@@ -27,7 +27,8 @@ def submit(workflow: str, job_name: str) -> Response:
                                                "status_url": follow_at}, 202)
         response.headers["Location"] = follow_at
         return response
-    finished = engine.wait(workflow, accepted.request_id, engine.settings.request_wait_timeout_s)
+    finished = engine.wait(workflow, accepted.request_id, engine.settings.request_wait_timeout_s,
+                           deadline=accepted.deadline)
     if finished is None:
         return _timed_out(engine, accepted)
     return _outcome(engine, finished)
