@@ -184,7 +184,8 @@ def in_process_mr(mode: str, wrap_kv: Callable[[KV], KV] = lambda kv: kv,
                 prefix="mr-benchmark-in-process-")))
             etcd = devservers.etcd(directory, tie_to_parent=True).start()
             stack.callback(etcd.stop)
-            nsqd = devservers.nsqd(directory, tie_to_parent=True).start()
+            nsqd = devservers.nsqd(directory, tie_to_parent=True,
+                                   **devservers.nsqd_timeouts(Settings())).start()
             stack.callback(nsqd.stop)
             pids = {"etcd": etcd.pid, "nsqd": nsqd.pid}
             host, port = etcd.addresses["client"].rsplit("/", 1)[-1].split(":")

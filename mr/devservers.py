@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from mr.kv.etcd import MAX_TXN_OPS
+from mr.settings import Settings
 
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
@@ -242,7 +243,7 @@ def nsqd(data_dir: Path, tcp_port: int = 0, http_port: int = 0, msg_timeout_s: f
     lost is the messages in flight to consumers, which mr's sweeper re-drives.
     ``max_msg_timeout_s`` is how long a consumer may keep a message by touching it: nsqd lets
     it time out after that however often it is touched, so it must exceed mr's longest
-    invocation (``longest_message_hold_s``).
+    invocation (``nsqd_timeouts``).
     """
     tcp_port = tcp_port or free_port()
     http_port = http_port or free_port()
@@ -271,12 +272,15 @@ def nsqlookupd(data_dir: Path, tcp_port: int = 0, http_port: int = 0,
                          f"http://{LOOPBACK}:{http_port}/ping", tie_to_parent=tie_to_parent)
 
 
-def longest_message_hold_s(invocation_timeout_s: float, message_timeout_s: float) -> float:
-    """nsqd's ``--max-msg-timeout`` for mr: the longest a worker keeps one message by touching
-    it. A leaf invocation runs its mapper, combiner and reducer, each for up to
-    ``invocation_timeout_s``; one more ``message_timeout_s`` covers the reads and commits
-    around them."""
-    return 3 * invocation_timeout_s + message_timeout_s
+def nsqd_timeouts(settings: Settings) -> dict[str, float]:
+    """nsqd's message timeouts for an mr with ``settings`` (arguments of :func:`nsqd`).
+
+    ``--msg-timeout`` is MR_MESSAGE_TIMEOUT_S. ``--max-msg-timeout`` is the longest a worker
+    keeps one message by touching it: a leaf invocation runs its mapper, combiner and reducer,
+    each for up to MR_INVOCATION_TIMEOUT_S; one more message timeout covers the wait for a free
+    slot and the reads and commits around them."""
+    return {"msg_timeout_s": settings.message_timeout_s,
+            "max_msg_timeout_s": 3 * settings.invocation_timeout_s + settings.message_timeout_s}
 
 
 def etcd_member(name: str, data_dir: Path, client_url: str, peer_url: str, initial_cluster: str,

@@ -40,10 +40,8 @@ def etcd_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def nsqd_server(tmp_path_factory):
     server = devservers.nsqd(
-        tmp_path_factory.mktemp("nsqd"), msg_timeout_s=TEST_MESSAGE_TIMEOUT_S,
-        max_msg_timeout_s=devservers.longest_message_hold_s(
-            Settings.load({}).invocation_timeout_s, TEST_MESSAGE_TIMEOUT_S),
-        tie_to_parent=True).start()
+        tmp_path_factory.mktemp("nsqd"), tie_to_parent=True, **devservers.nsqd_timeouts(
+            Settings.load({}).with_overrides(message_timeout_s=TEST_MESSAGE_TIMEOUT_S))).start()
     yield server
     server.stop()
 

@@ -4,12 +4,19 @@
 ``mr worker`` processes and the gunicorn front end, each in the background with its log and pid
 file in the data directory; the bulk data goes to a directory there, shared by all of them.
 ``stop`` stops exactly the processes recorded there, front end and workers first.
+
+``start_cluster`` can also put nginx in front, with the shipped site (deploy/nginx/mr.conf), as
+a production deployment has it; the fault suite (tests/faults) drives its load through it.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 from mr import devservers
@@ -39,16 +46,48 @@ def register(subparsers) -> None:
     stop.set_defaults(run=run_stop)
 
 
+#: The nginx site of a deployment, used as shipped but for where it listens and proxies to.
+NGINX_SITE = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "mr.conf"
+#: The main config around the site: in the foreground, every file in the cluster's directory.
+NGINX_MAIN = """\
+daemon off;
+{user}
+worker_processes 1;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log info;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {directory}/access.log;
+    client_body_temp_path {directory}/client_body_temp;
+    proxy_temp_path {directory}/proxy_temp;
+    fastcgi_temp_path {directory}/fastcgi_temp;
+    uwsgi_temp_path {directory}/uwsgi_temp;
+    scgi_temp_path {directory}/scgi_temp;
+    include {directory}/mr.conf;
+}}
+"""
+
+
 @dataclasses.dataclass
 class LocalCluster:
-    """What ``start_cluster`` started: the processes, the front end's URL, and the settings
-    (environment variables) that point mr at this cluster."""
+    """What ``start_cluster`` started: the processes, the front end's URL (and nginx's, when
+    it runs), and the settings (environment variables) that point mr at this cluster."""
     processes: list[devservers.ServerProcess]
     url: str
     env: dict[str, str]
+    nginx_url: str = ""
 
     def process(self, name: str) -> devservers.ServerProcess:
         return next(process for process in self.processes if process.name == name)
+
+    def restart(self, name: str, sig: int = signal.SIGKILL,
+                down_s: float = 0.0) -> devservers.ServerProcess:
+        """Stop one process with ``sig`` (by its pid), leave it down for ``down_s``, and start
+        it again as it was: the same command line, so the same ports and data directory."""
+        process = self.process(name)
+        process.stop(sig)
+        time.sleep(down_s)
+        return process.start()
 
     def stop(self) -> None:
         for process in reversed(self.processes):  # front end and workers before the servers
@@ -57,7 +96,9 @@ class LocalCluster:
 
 def start_cluster(data_dir: Path, definitions: list[WorkflowDefinition], workers: int,
                   port: int = 0, extra_env: dict[str, str] | None = None,
-                  tie_to_parent: bool = False) -> LocalCluster:
+                  tie_to_parent: bool = False, nginx: bool = False) -> LocalCluster:
+    """Start everything; with ``nginx``, the front end also listens on a unix socket behind a
+    private nginx on a free loopback port (``LocalCluster.nginx_url``)."""
     settings = Settings.load(extra_env and {**os.environ, **extra_env})
     cluster = LocalCluster([], "", {})
 
@@ -68,7 +109,7 @@ def start_cluster(data_dir: Path, definitions: list[WorkflowDefinition], workers
 
     try:
         etcd = started(devservers.etcd(data_dir))
-        nsqd = started(devservers.nsqd(data_dir, msg_timeout_s=settings.message_timeout_s))
+        nsqd = started(devservers.nsqd(data_dir, **devservers.nsqd_timeouts(settings)))
         host, etcd_port = etcd.addresses["client"].rsplit("/", 1)[-1].split(":")
         http_port = port or devservers.free_port()
         cluster.url = f"http://{devservers.LOOPBACK}:{http_port}"
@@ -87,8 +128,14 @@ def start_cluster(data_dir: Path, definitions: list[WorkflowDefinition], workers
         for number in range(1, workers + 1):
             started(_mr_process(f"worker-{number}", ["mr.cli.main", "worker"], data_dir,
                                 cluster.env))
-        started(_mr_process("frontend", ["mr.web.gunicorn_dev"], data_dir, cluster.env,
+        socket_path = data_dir / "frontend.sock"
+        binds = (["--bind", f"unix:{socket_path}", "--bind", f"{devservers.LOOPBACK}:{http_port}"]
+                 if nginx else [])
+        started(_mr_process("frontend", ["mr.web.gunicorn_dev", *binds], data_dir, cluster.env,
                             f"{cluster.url}/health"))
+        if nginx:
+            proxy = started(nginx_process(data_dir, socket_path))
+            cluster.nginx_url = f"http://{proxy.addresses['http']}"
     except BaseException:
         cluster.stop()
         raise
@@ -99,6 +146,48 @@ def _mr_process(name: str, module_arguments: list[str], data_dir: Path, env: dic
                 health_url: str | None = None) -> devservers.ServerProcess:
     return devservers.ServerProcess(name, [sys.executable, "-m", *module_arguments], data_dir,
                                     {}, health_url, env=env)
+
+
+class NginxProcess(devservers.ServerProcess):
+    """nginx renames its master process ("nginx: master process ..."), so the command-line check
+    that guards a signal sent by pid would never recognize it. This one is signalled through the
+    handle of the process it started, which cannot stand for a recycled pid until it is reaped;
+    that is also why ``mr cluster`` itself does not start nginx (its stop goes by pid file)."""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = devservers.STOP_TIMEOUT_S) -> None:
+        process = getattr(self, "_process", None)
+        if process is not None and process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._forget()
+
+
+def nginx_process(data_dir: Path, socket_path: Path) -> NginxProcess:
+    """nginx with the shipped site on a free loopback port, proxying to ``socket_path``; its
+    config, logs and temporary files in ``data_dir/nginx``."""
+    binary = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}{os.pathsep}/usr/sbin")
+    if binary is None:
+        raise devservers.ServerError("nginx is not installed; run scripts/install-servers")
+    directory = data_dir / "nginx"
+    directory.mkdir(parents=True, exist_ok=True)
+    address = f"{devservers.LOOPBACK}:{devservers.free_port()}"
+    site = NGINX_SITE.read_text()
+    for shipped, here in (("listen 80;", f"listen {address};"),
+                          ("unix:/run/mr/gunicorn.sock", f"unix:{socket_path}")):
+        if site.count(shipped) != 1:
+            raise devservers.ServerError(f"{NGINX_SITE} should contain {shipped!r} once")
+        site = site.replace(shipped, here)
+    (directory / "mr.conf").write_text(site)
+    # As root, nginx's worker would drop to "nobody", who cannot reach the cluster's directory.
+    user = "user root;" if os.geteuid() == 0 else ""
+    (directory / "nginx.conf").write_text(NGINX_MAIN.format(directory=directory, user=user))
+    argv = [binary, "-p", str(directory), "-c", str(directory / "nginx.conf"),
+            "-e", str(directory / "error.log")]
+    return NginxProcess("nginx", argv, data_dir, {"http": address}, f"http://{address}/health")
 
 
 def run_start(arguments) -> int:

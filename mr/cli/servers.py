@@ -46,9 +46,7 @@ def run_start(arguments) -> int:
         lookupd = devservers.nsqlookupd(data_dir, *ports("nsqlookupd")).start()
         started.append(lookupd)
         started.append(devservers.nsqd(
-            data_dir, *ports("nsqd"), msg_timeout_s=settings.message_timeout_s,
-            max_msg_timeout_s=devservers.longest_message_hold_s(settings.invocation_timeout_s,
-                                                                settings.message_timeout_s),
+            data_dir, *ports("nsqd"), **devservers.nsqd_timeouts(settings),
             lookupd_tcp_address=lookupd.addresses["tcp"]).start())
     except devservers.ServerError as error:
         for server in started:

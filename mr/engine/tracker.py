@@ -129,7 +129,10 @@ class RequestTracker:
         if stored is None:
             return None
         request = Request.decode(request_id, stored.value).with_revision(stored.mod_revision)
-        if workflow in self._greenlets and request.state not in TERMINAL_STATES:
+        # Not if the watch saw it finish while this read was under way: the cached copy would
+        # say "running" for ever after.
+        if (workflow in self._greenlets and request.state not in TERMINAL_STATES
+                and (workflow, request_id) not in self._finished):
             self._requests.setdefault((workflow, request_id), request)
         return request
 

@@ -18,7 +18,7 @@ from typing import Iterator
 import gevent
 from gevent.monkey import get_original
 
-from mr.executor.protocol import OUTPUT_LIMIT_BYTES
+from mr.executor.protocol import OUTPUT_LIMIT_BYTES, OUTPUT_NOTE_PREFIX
 
 _libc = ctypes.CDLL(None)
 _READ_SIZE = 1 << 16
@@ -152,7 +152,7 @@ class _Stream:
     def text(self) -> str:
         text = self.kept.decode("utf-8", errors="replace")
         if self.size > len(self.kept):
-            text += (f"\n[mr: output truncated: {self.size} bytes written, the first "
+            text += (f"\n{OUTPUT_NOTE_PREFIX} {self.size} bytes written, the first "
                      f"{len(self.kept)} kept]\n")
         return text
 

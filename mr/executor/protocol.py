@@ -21,6 +21,8 @@ _MAX_PAYLOAD_BYTES = (1 << 32) - 1
 
 #: The most that is kept of each of an invocation's stdout and stderr.
 OUTPUT_LIMIT_BYTES = 1 << 20
+#: How the note starts that a capture adds when it kept less than the handler wrote.
+OUTPUT_NOTE_PREFIX = "[mr: output truncated:"
 #: The most text an error dict from the executor holds (see bounded_error): tracebacks and
 #: messages are read by people, and a handler can raise an exception with a 50 MB message.
 ERROR_LIMIT_BYTES = 64 << 10
@@ -134,11 +136,14 @@ def _utf8_size(text: str) -> int:
 
 
 def _cut(text: str, size: int, limit_bytes: int) -> str:
-    """The start of ``text`` (``size`` bytes) and a note, in about ``limit_bytes``."""
-    room = max(0, limit_bytes - len(_truncation_note(size, limit_bytes)))
+    """The start of ``text`` (``size`` bytes) and a note, in about ``limit_bytes``; the note a
+    capture ended ``text`` with (how much the handler wrote in all) is kept after it."""
+    last_line = text.rstrip("\n").rsplit("\n", 1)[-1]
+    capture_note = "\n" + last_line if last_line.startswith(OUTPUT_NOTE_PREFIX) else ""
+    room = max(0, limit_bytes - len(_truncation_note(size, limit_bytes)) - len(capture_note))
     # ``room`` characters take at least ``room`` bytes; a character cut in two is dropped.
     kept = _utf8(text[:room])[:room].decode("utf-8", "ignore")
-    return kept + _truncation_note(size, _utf8_size(kept))
+    return kept + _truncation_note(size, _utf8_size(kept)) + capture_note
 
 
 def _truncation_note(size: int, kept: int) -> str:

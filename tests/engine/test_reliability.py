@@ -324,6 +324,9 @@ yield MrConfigureToReturn()
     assert len(stored.value) < 1024 * 1024
     for field in ("message", "stdout", "stderr"):
         assert "truncated" in request.error[field]
+    for field in ("stdout", "stderr"):  # how much the handler wrote stays known
+        assert request.error[field].endswith("[mr: output truncated: 3000000 bytes written, "
+                                             "the first 1048576 kept]")
         assert request.error[field].startswith({"message": "xxx", "stdout": "ooo",
                                                 "stderr": "eee"}[field])
 

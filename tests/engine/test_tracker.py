@@ -52,3 +52,29 @@ def test_finished_requests_are_remembered_within_a_bound(kv, kv_prefix, monkeypa
     finally:
         tracker.stop()
     assert len(finished) == 8
+
+
+def test_a_request_seen_finishing_during_a_read_is_not_cached_as_running(kv, kv_prefix,
+                                                                          monkeypatch):
+    keys = Keys(kv_prefix)
+    tracker = RequestTracker(kv, keys)
+    tracker.start("w")
+    try:
+        request_id = store(kv, keys, "running")
+        read = kv.get
+
+        def read_then_finish_meanwhile(key):
+            stale = read(key)
+            stored = Request.decode(request_id, stale.value)
+            kv.put(key, stored.replace(state="done").encode())
+            with gevent.Timeout(5):
+                while not tracker.is_finished("w", request_id):
+                    gevent.sleep(0.01)
+            return stale
+
+        tracker._requests.pop(("w", request_id), None)  # as if its creation were not seen yet
+        monkeypatch.setattr(tracker._kv, "get", read_then_finish_meanwhile)
+        assert tracker.get("w", request_id).state == "running"  # what the read said
+        assert ("w", request_id) not in tracker._requests
+    finally:
+        tracker.stop()

@@ -11,7 +11,7 @@ import pytest
 from mr.cli.cluster import start_cluster
 from mr.handlers.load import read_definition
 
-FAULTS = Path(__file__).parent / "faults"
+FAULTS = Path(__file__).parents[1] / "faults" / "workflow"
 MESSAGE_TIMEOUT_S = 2
 
 

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import pytest
 
 from mr import devservers
+from mr.cli.cluster import NGINX_MAIN
 from mr.models import EntityStore
 from mr.settings import Settings
 from tests.conftest import etcd_client
@@ -36,23 +37,6 @@ needs_nginx = pytest.mark.skipif(
     NGINX is None, reason="nginx is not installed (apt-get install nginx): deploy/nginx/mr.conf "
                           "is only tested with a real nginx")
 
-NGINX_CONF = """\
-daemon off;
-{user}
-worker_processes 1;
-pid {directory}/nginx.pid;
-error_log {directory}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {directory}/access.log;
-    client_body_temp_path {directory}/client_body_temp;
-    proxy_temp_path {directory}/proxy_temp;
-    fastcgi_temp_path {directory}/fastcgi_temp;
-    uwsgi_temp_path {directory}/uwsgi_temp;
-    scgi_temp_path {directory}/scgi_temp;
-    include {directory}/mr.conf;
-}}
-"""
 
 
 class Answer(NamedTuple):
@@ -93,7 +77,7 @@ def running_nginx(directory: Path, socket_path: str):
     (directory / "mr.conf").write_text(site)
     # As root, nginx's workers would drop to "nobody", who cannot reach our private directory.
     user = "user root;" if os.geteuid() == 0 else ""
-    (directory / "nginx.conf").write_text(NGINX_CONF.format(directory=directory, user=user))
+    (directory / "nginx.conf").write_text(NGINX_MAIN.format(directory=directory, user=user))
     command = [NGINX, "-p", str(directory), "-c", str(directory / "nginx.conf"),
                "-e", str(directory / "error.log")]
     checked = subprocess.run([*command, "-t"], capture_output=True, text=True)
