@@ -63,8 +63,18 @@ def test_a_worker_killed_mid_request_loses_nothing(cluster):
             time.sleep(0.2)
         assert state["state"] == "done", state
         assert dict(state["result"]["pairs"]) == {"count": 200, "sum": sum(range(200))}
+        # The victim died holding messages: nsqd timed them out and delivered them again.
+        assert timed_out_messages(cluster) > 0
     finally:
         victim.start()
+
+
+def timed_out_messages(cluster) -> int:
+    """How many messages nsqd has delivered again because their consumer went silent."""
+    status, stats = call(f"http://{cluster.process('nsqd').addresses['http']}/stats?format=json")
+    assert status == 200
+    return sum(channel["timeout_count"] for topic in stats["topics"]
+               for channel in topic["channels"])
 
 
 def test_the_cluster_serves_again_after_the_kill(cluster):
