@@ -2,15 +2,18 @@
 hosts played by network namespaces (``tests/faults/multinode.py``, shorter; needs root)."""
 import os
 import signal
+from pathlib import Path
 
 import gevent
 import pytest
 
 from mr import devservers
+from mr.queue.base import QueueError
 from mr.queue.nsq import PUBLISH_ANSWER_TIMEOUT_S, NsqQueue
 from tests.conftest import TEST_MESSAGE_TIMEOUT_S
 from tests.contract.test_queue_contract import Inbox
 from tests.faults import multinode
+from tests.integration.test_nsqd_durability import wait_for_each
 
 
 @pytest.fixture
@@ -27,6 +30,30 @@ def two_nsqd_behind_a_lookupd(tmp_path):
     finally:
         for server in reversed(servers):
             server.stop()
+
+
+#: A guard for a SIGSTOP to reach every thread of a server, far above what it takes.
+STOP_GUARD_S = 10
+
+
+def hang(server: devservers.ServerProcess) -> None:
+    """SIGSTOP ``server`` and return once it has taken effect: kill() returns before every
+    thread of the process has stopped, and a loaded nsqd still answers a publish meanwhile."""
+    os.kill(server.pid, signal.SIGSTOP)
+    with gevent.Timeout(STOP_GUARD_S):
+        while not all(state == "T" for state in thread_states(server.pid)):
+            gevent.sleep(0.01)
+
+
+def thread_states(pid: int) -> list[str]:
+    """The state letter of each thread of a process, from /proc (T: stopped by a signal)."""
+    states = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            states.append(stat.read_text().rsplit(")", 1)[1].split()[0])
+        except FileNotFoundError:  # a thread that has just exited
+            continue
+    return states
 
 
 def test_consumers_find_an_nsqd_they_were_not_told_of_once_it_has_their_topic(
@@ -77,19 +104,46 @@ def test_publishers_pass_over_an_nsqd_that_hangs(two_nsqd_behind_a_lookupd, topi
     publisher = NsqQueue([first.addresses["tcp"], second.addresses["tcp"]], publish_timeout_s=15)
     consumer = NsqQueue([second.addresses["tcp"]])
     try:
-        publisher.multi_publish(topic, [b"connected"])  # both connections are up
+        # Connects the producer to both nsqd. Which of the two it goes to depends on string
+        # hashing (gnsq keeps the addresses in a set), so the consumer may receive it too.
+        publisher.multi_publish(topic, [b"connected"])
         inbox = Inbox()
         consumer.consume(topic, "workers", inbox, max_in_flight=10)
-        os.kill(first.pid, signal.SIGSTOP)  # its connections stay open, and nothing answers
+        hang(first)  # its connections stay open, and nothing answers
         bodies = [b"while-hung-%d" % index for index in range(20)]
         # Only the first publish that meets the hung nsqd waits for its answer: then its
         # connection is dropped, and the others go to the nsqd that answers.
         with gevent.Timeout(3 * PUBLISH_ANSWER_TIMEOUT_S):
             for body in bodies:
                 publisher.publish(topic, body)
-        assert set(bodies) <= set(inbox.wait_for(len(bodies), timeout=20))
+        assert set(bodies) <= set(wait_for_each(inbox, set(bodies)))
     finally:
         os.kill(first.pid, signal.SIGCONT)
+        publisher.close()
+        consumer.close()
+
+
+def test_a_publish_only_a_hung_nsqd_has_fails_and_is_delivered_once_it_resumes(
+        two_nsqd_behind_a_lookupd, topic):
+    """A publish succeeds on an nsqd's answer, never on a write that a hung nsqd's socket took
+    in; and the message given up on may still be delivered: at least once, not at most once."""
+    _, first, _ = two_nsqd_behind_a_lookupd
+    # Gives up after the first unanswered publish, with no other nsqd to try.
+    publisher = NsqQueue([first.addresses["tcp"]], publish_timeout_s=PUBLISH_ANSWER_TIMEOUT_S + 1)
+    consumer = NsqQueue([first.addresses["tcp"]])
+    try:
+        inbox = Inbox()
+        consumer.consume(topic, "workers", inbox, max_in_flight=10)
+        publisher.publish(topic, b"before")  # both are connected before the hang
+        assert b"before" in wait_for_each(inbox, {b"before"})
+        try:
+            hang(first)
+            with pytest.raises(QueueError):
+                publisher.publish(topic, b"while-hung")
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
+        assert b"while-hung" in wait_for_each(inbox, {b"while-hung"})
+    finally:
         publisher.close()
         consumer.close()
 
