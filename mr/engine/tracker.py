@@ -107,8 +107,10 @@ class RequestTracker:
             self._finished.popitem(last=False)
 
     def _forget(self, identity: tuple[str, str]) -> None:
+        """The request was removed: its waiters learn it is gone (None), not its last state."""
         self._remember_finished(identity)
-        self._wake(identity, self._requests.pop(identity, None))
+        self._requests.pop(identity, None)
+        self._wake(identity, None)
 
     def is_finished(self, workflow: str, request_id: str) -> bool:
         """Known to be finished or removed, without a KV read (False: running or unknown)."""

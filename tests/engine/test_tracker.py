@@ -78,3 +78,20 @@ def test_a_request_seen_finishing_during_a_read_is_not_cached_as_running(kv, kv_
         assert ("w", request_id) not in tracker._requests
     finally:
         tracker.stop()
+
+
+def test_a_waiter_learns_that_a_request_removed_while_running_is_gone(kv, kv_prefix):
+    keys = Keys(kv_prefix)
+    tracker = RequestTracker(kv, keys)
+    tracker.start("w")
+    try:
+        request_id = store(kv, keys, "running")
+        with gevent.Timeout(5):
+            while ("w", request_id) not in tracker._requests:
+                gevent.sleep(0.01)
+        waiter = gevent.spawn(tracker.wait, "w", request_id, 10)
+        gevent.sleep(0.1)
+        kv.delete(keys.entity(Request.kind, "w", request_id))
+        assert waiter.get(timeout=5) is None  # gone, not "running"
+    finally:
+        tracker.stop()
