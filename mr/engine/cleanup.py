@@ -60,8 +60,11 @@ class Cleaner:
         """Remove the finished requests whose retention has passed; returns how many."""
         now = time.time()
         removed = 0
-        entries = self.kv.range(self.keys.cleanups(), prefix=True, limit=limit,
-                                keys_only=True).kvs
+        listing = self.kv.range(self.keys.cleanups(), prefix=True, limit=limit, keys_only=True)
+        entries = listing.kvs
+        if not listing.more:  # every entry is listed: forget the retries of those now gone
+            listed = {entry.key for entry in entries}
+            self._retries = {key: retry for key, retry in self._retries.items() if key in listed}
         for entry in entries:
             due_ms, workflow, request_id = entry.key[len(self.keys.cleanups()):].split("/")
             if int(due_ms) > now * 1000:

@@ -451,3 +451,19 @@ def test_removal_outlives_a_request_it_cannot_remove(cluster, monkeypatch):
     assert engine.cleaner.remove_due() == 1
     with pytest.raises(NotFoundError):
         engine.get_request(cluster.workflow, stuck)
+
+
+def test_removal_forgets_a_failed_request_once_another_process_removed_it(cluster, monkeypatch):
+    slow_job(cluster, 0)
+    engine = cluster.engine
+    engine.sweeper.stop()
+    engine.settings = engine.settings.with_overrides(result_retention_s=0.0)
+    stuck = wait_done(cluster, engine.submit(cluster.workflow, "j", {"a": 1},
+                                             blocking=False).request_id)
+    delete_tree = engine.data.delete_tree
+    monkeypatch.setattr(engine.data, "delete_tree", lambda prefix: 1 / 0)
+    assert engine.cleaner.remove_due() == 0 and len(engine.cleaner._retries) == 1
+    monkeypatch.setattr(engine.data, "delete_tree", delete_tree)
+    engine.release(stuck)  # e.g. a front end that delivered its result
+    assert engine.cleaner.remove_due() == 0
+    assert engine.cleaner._retries == {}  # nothing kept of what is gone
