@@ -130,6 +130,26 @@ class Settings:
         "fsspec URL (``file:///srv/mr``, ``s3://bucket/prefix``). In distributed mode every worker "
         "and the front end must see the same store: a directory shared by all nodes (e.g. NFS) or "
         "an object store URL.")
+    shuffle_url: str = _setting(
+        "", "MR_SHUFFLE_URL", str,
+        "Where input splits' map output is spilled and partitions' output is written, read and "
+        "written by the executor children themselves: an fsspec URL every worker sees. Empty: "
+        "the data store, or, when the data store is ``memory``, a temporary directory of the "
+        "process (removed when it stops).")
+    split_bytes: int = _setting(
+        64 << 20, "MR_SPLIT_BYTES", _parse_positive_int,
+        "The size of the splits an input by reference is cut into: one map invocation each "
+        "(compressed files and ``mr`` datasets are one split whatever their size). See "
+        "``docs/data.rst`` for the measurement behind the default.")
+    sort_buffer_mb: int = _setting(
+        64, "MR_SORT_BUFFER_MB", _parse_positive_int,
+        "How much map output (encoded) an executor child holds before it sorts it and spills "
+        "it as runs to the shuffle store. Keep it well under MR_EXECUTOR_MEMORY_MB.")
+    inline_result_max_bytes: int = _setting(
+        64 << 20, "MR_INLINE_RESULT_MAX_BYTES", _parse_positive_int,
+        "The largest result (encoded) kept for the client (the inline writer) or posted by the "
+        "HTTP writer; a larger one fails its request with ``ResultTooLarge``: use the file "
+        "writer.")
     workflow_names: tuple = _setting(
         ("test_workflow",), "MR_WORKFLOW_NAMES", _parse_list,
         "Comma-separated workflows this process serves (HTTP and queue).")

@@ -1,5 +1,8 @@
 """``mr demo``: the first run. Starts mr in embedded mode, counts the words of mr's own
-documentation through its HTTP API, prints the most frequent, and stops it again."""
+documentation through its HTTP API, prints the most frequent, and stops it again.
+
+With ``--files DIR`` the documentation is read by reference (the request names the files; mr
+cuts them into splits) and the counts are written to DIR by the file writer, in partitions."""
 from __future__ import annotations
 
 import json
@@ -7,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -20,6 +24,9 @@ def register(subparsers) -> None:
     parser.add_argument("--top", type=int, default=15, help="how many words to print")
     parser.add_argument("--checkout", type=Path, default=Path.cwd(),
                         help="the mr checkout holding handlers/ and docs/ (default: here)")
+    parser.add_argument("--files", type=Path, metavar="DIR",
+                        help="read the documents by reference and write the counts to DIR "
+                             "(which must not hold a committed result)")
     parser.set_defaults(run=run)
 
 
@@ -40,13 +47,23 @@ def run(arguments) -> int:
     try:
         address = _wait_for_address(server)
         print(f"mr started in embedded mode at {address}")
-        print(f"counting the words of {len(documents)} documents: {', '.join(documents)}")
-        body = json.dumps({"arguments": documents}).encode()
-        request = urllib.request.Request(f"{address}/job/wordcount/wordcount", data=body,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=120) as response:
-            pairs = json.load(response)["result"]["pairs"]
-            request_id = response.headers["X-MR-REQUEST-ID"]
+        if arguments.files is None:
+            print(f"counting the words of {len(documents)} documents: {', '.join(documents)}")
+            answer, request_id = _post(f"{address}/job/wordcount/wordcount",
+                                       {"arguments": documents})
+            pairs = answer["result"]["pairs"]
+        else:
+            output = arguments.files.resolve()
+            print("counting the words of docs/*.rst, read by reference")
+            answer, request_id = _post(f"{address}/job/wordcount/wordcount_files", {
+                "input": {"url": str(arguments.checkout.resolve() / "docs" / "*.rst")},
+                "output": {"url": str(output), "format": "jsonl"}})
+            parts = answer["result"]["output"]["parts"]
+            print(f"request {request_id} wrote {len(parts)} parts to {output}:")
+            for part in parts:
+                print(f"  {part}")
+            pairs = [json.loads(line) for part in parts
+                     for line in Path(part.removeprefix("file://")).read_text().splitlines()]
         print(f"request {request_id}: {len(pairs)} distinct words; the most frequent:")
         for word, count in sorted(pairs, key=lambda pair: (-pair[1], pair[0]))[:arguments.top]:
             print(f"  {count:6d}  {word}")
@@ -55,6 +72,17 @@ def run(arguments) -> int:
         server.wait(timeout=30)
     print("mr stopped")
     return 0
+
+
+def _post(url: str, body: dict) -> tuple[dict, str]:
+    """The JSON answer to a blocking request, and the request's id."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.load(response), response.headers["X-MR-REQUEST-ID"]
+    except urllib.error.HTTPError as error:
+        raise UserError(f"the request failed: {error.code} {error.read().decode()}") from None
 
 
 def _wait_for_address(server: subprocess.Popen) -> str:

@@ -23,6 +23,10 @@ def register(subparsers) -> None:
                               ("description", "DESCRIPTION"), ("map", "MAPPER"),
                               ("combine", "COMBINER"), ("reduce", "REDUCER")):
         create.add_argument(argument, metavar=metavar)
+    create.add_argument("--partitions", type=int, metavar="R",
+                        help="reduce the step's output by key in R partitions, in parallel")
+    create.add_argument("--sort-values", action="store_true",
+                        help="with --partitions: each key's values reach the reducer sorted")
     add_json_option(create)
     create.set_defaults(run=run_create)
 
@@ -62,7 +66,8 @@ def run_create(arguments) -> int:
     return create_and_show(lambda: Step(
         workflow=arguments.workflow, name=arguments.name, description=arguments.description,
         map_handler_name=arguments.map, combine_handler_name=_combiner(arguments.combine),
-        reduce_handler_name=arguments.reduce), arguments.json)
+        reduce_handler_name=arguments.reduce, partitions=arguments.partitions,
+        sort_values=arguments.sort_values), arguments.json)
 
 
 def run_set_handler(arguments) -> int:

@@ -1,4 +1,6 @@
 """Bulk data of requests (arguments, datasets): the interface in base, backends beside it."""
+import tempfile
+
 from mr.data.base import DataStore
 from mr.settings import Settings
 
@@ -10,3 +12,15 @@ def create_data_store(settings: Settings) -> DataStore:
         return MemoryDataStore()
     from mr.data.fsspec_store import FsspecDataStore
     return FsspecDataStore(settings.data_store_url)
+
+
+def create_shuffle_store(settings: Settings, data: DataStore) -> DataStore:
+    """Where executor children spill and read the shuffle's files: MR_SHUFFLE_URL, else the data
+    store when children can open it too (any but ``memory``), else a temporary directory of
+    this process, removed when the store is closed."""
+    from mr.data.fsspec_store import FsspecDataStore
+    if settings.shuffle_url:
+        return FsspecDataStore(settings.shuffle_url)
+    if isinstance(data, FsspecDataStore):
+        return data
+    return FsspecDataStore(tempfile.mkdtemp(prefix="mr-shuffle-"), temporary=True)

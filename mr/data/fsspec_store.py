@@ -12,7 +12,7 @@ import uuid
 import fsspec
 from fsspec.spec import AbstractFileSystem
 
-from mr.data.base import DataError, DataNotFoundError, DataStore
+from mr.data.base import DataError, DataNotFoundError, DataStore, check_path
 
 #: What a missing object looks like on a directory tree: nothing there, a directory there, or a
 #: file where a parent directory would be.
@@ -22,8 +22,9 @@ _NOT_FOUND = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 class FsspecDataStore(DataStore):
     blocking_io = True  # reads and writes of files, on a local disk, NFS or over the network
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, temporary: bool = False):
         self.url = url
+        self._temporary = temporary
         try:
             self._fs, root = fsspec.core.url_to_fs(url)
             self._root = root.rstrip("/")
@@ -33,6 +34,21 @@ class FsspecDataStore(DataStore):
         # A native move (a rename) lets a put write aside and publish whole. Without one, fsspec's
         # move is a copy, no more atomic than writing in place; so those filesystems write in place.
         self._publish_by_rename = type(self._fs).mv is not AbstractFileSystem.mv
+
+    def close(self) -> None:
+        """A temporary store goes with its last user."""
+        if self._temporary:
+            self._temporary = False  # closing twice is no error
+            self._fs.rm(self._root, recursive=True)
+
+    @property
+    def fs(self) -> AbstractFileSystem:
+        return self._fs
+
+    def location(self, path: str) -> str:
+        """Where ``path`` is on :attr:`fs`: for executor children, which open the store's URL
+        themselves and stream files in and out of it."""
+        return self._full(check_path(path))
 
     def _put(self, path: str, data: bytes) -> None:
         target = self._full(path)

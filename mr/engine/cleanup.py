@@ -49,7 +49,8 @@ class Cleaner:
     def remove(self, workflow: str, request_id: str, cleanup_key: str | None = None) -> None:
         """Remove everything a request left: its data, its run state, its record. Removing
         what is already gone is no error, so two removals of one request both succeed."""
-        self.engine.data.delete_tree(f"{workflow}/{request_id}")
+        for store in self.engine.stores:
+            store.delete_tree(f"{workflow}/{request_id}")
         operations = [Delete(self.keys.entity(Request.kind, workflow, request_id)),
                       Delete(self.keys.run(workflow, request_id), prefix=True)]
         if cleanup_key:

@@ -73,8 +73,13 @@ class Dispatcher:
     def put_pairs(self, workflow: str, request_id: str, invocation_id: str, name: str,
                   pairs: list) -> str:
         """Store pairs under a fresh path (never overwritten, so never read half-written)."""
+        return self.put_encoded(workflow, request_id, invocation_id, name, codec.encode(pairs))
+
+    def put_encoded(self, workflow: str, request_id: str, invocation_id: str, name: str,
+                    data: bytes) -> str:
+        """As put_pairs, for pairs the caller encoded already."""
         path = f"{workflow}/{request_id}/{invocation_id}/{name}-{uuid.uuid4().hex[:12]}"
-        self.data.put_pairs(path, pairs)
+        self.data.put(path, data)
         return path
 
     def children(self, request: Request, parent: InvocationMessage, step: str, pairs: list,

@@ -23,12 +23,14 @@ import gevent
 import gevent.lock
 
 from mr import codec
+from mr.data import create_shuffle_store
 from mr.data.base import DataStore
 from mr.engine.cleanup import Cleaner
 from mr.engine.dispatch import Dispatcher
 from mr.engine.errors import (HandlerFailure, NoFreeSlot, RequestFinished, ServiceUnavailable,
                               engine_error)
 from mr.engine.messages import MAP, REDUCE, InvocationMessage
+from mr.engine.shuffle import Shuffle
 from mr.engine.sweeper import Sweeper
 from mr.engine.tracker import TERMINAL_STATES, RequestTracker
 from mr.engine.tree import Tree
@@ -38,6 +40,7 @@ from mr.kv.base import KV, Compare, Get, KVError, LeaseKeeper, Put
 from mr.models import (EntityStore, Handler, Job, NotFoundError, Request, Step,
                        ValidationError)
 from mr.models.base import new_id
+from mr.models.data_specs import check_input, check_output
 from mr.models.keys import Keys
 from mr.models.names import topic_name
 from mr.queue.base import Message, Queue, QueueError, failure_backoff_s
@@ -62,6 +65,8 @@ class Definitions:
     jobs: dict[str, str]  # job -> initial step
     deadlines: dict[str, float | None]  # job -> its deadline_s, None for the default
     steps: dict[str, list]  # step -> [map, combine or None, reduce]
+    shuffles: dict[str, dict]  # step with partitions -> {"partitions", "sort_values"}
+    data_specs: dict[str, tuple[dict | None, dict | None]]  # job -> its default input, output
     versions: dict[str, str]  # handler -> version
 
 
@@ -72,10 +77,14 @@ class Engine:
         self.kv = kv
         self.queue = queue
         self.data = data
+        self.shuffle_store = create_shuffle_store(settings, data)
+        #: Every store a request may leave data in.
+        self.stores = [data] if self.shuffle_store is data else [data, self.shuffle_store]
         self.executor = executor
         self.keys = Keys(settings.kv_prefix)
         self.store = EntityStore(kv, settings.kv_prefix)
         self.dispatch = Dispatcher(kv, queue, data, self.keys)
+        self.shuffle = Shuffle(self)
         self.tree = Tree(self)
         self.cleaner = Cleaner(self)
         self.sweeper = Sweeper(self)
@@ -97,6 +106,8 @@ class Engine:
         """Stop following requests and give up this process's lease on running invocations."""
         self.requests.stop()
         self.sweeper.stop()
+        if self.shuffle_store is not self.data:
+            self.shuffle_store.close()
         if self._active_lease is not None:
             self._active_lease.stop()
             with contextlib.suppress(KVError):
@@ -107,9 +118,12 @@ class Engine:
 
     def submit(self, workflow: str, job_name: str, arguments: dict[str, Any], *,
                blocking: bool, context: dict[str, Any] | None = None,
-               deadline_s: float | None = None) -> Request:
+               deadline_s: float | None = None, input: dict | None = None,
+               output: dict | None = None) -> Request:
         """Accept a request: pin the workflow's steps and handler versions, store the
-        arguments, record the request and enqueue its root invocation."""
+        arguments (or name the input files), record the request and enqueue its root
+        invocation. ``input``/``output``: checked specs (mr.models.data_specs); the job's
+        when None."""
         self._check_served(workflow)
         definitions = self._definitions(workflow)
         initial_step = definitions.jobs.get(job_name)
@@ -120,16 +134,29 @@ class Engine:
                                   f"{deadline_s!r}")
         deadline_s = (deadline_s or definitions.deadlines.get(job_name)
                       or self.settings.request_deadline_s)
-        request_id, root_id, now = new_id(), new_id(), time.time()
+        default_input, default_output = definitions.data_specs[job_name]
         try:
-            arguments_ref = self.dispatch.put_pairs(
-                workflow, request_id, root_id, "arguments",
-                [[key, value] for key, value in arguments.items()])
-        except codec.CodecError as error:
-            raise ValidationError(f"the arguments cannot be stored: {error}") from None
+            input = default_input if input is None else check_input(input)
+            output = default_output if output is None else check_output(output)
+            self.shuffle.check_specs(input, output)
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+        if input is not None and arguments:
+            raise ValidationError("a request names its input files or carries arguments, "
+                                  "not both")
+        request_id, root_id, now = new_id(), new_id(), time.time()
+        arguments_ref = None
+        if input is None:
+            try:
+                arguments_ref = self.dispatch.put_pairs(
+                    workflow, request_id, root_id, "arguments",
+                    [[key, value] for key, value in arguments.items()])
+            except codec.CodecError as error:
+                raise ValidationError(f"the arguments cannot be stored: {error}") from None
         request = self.store.create(Request(
             workflow=workflow, request_id=request_id, job_name=job_name,
             root_invocation_id=root_id, root_step=initial_step, arguments_ref=arguments_ref,
+            input=input, output=output, shuffles=definitions.shuffles,
             state="running", blocking=blocking, context=context or {}, created_at=now,
             deadline=now + deadline_s, handler_versions=definitions.versions,
             steps=definitions.steps))
@@ -163,8 +190,11 @@ class Engine:
             revision=snapshot[1].kvs[0].mod_revision if snapshot[1].kvs else 0,
             jobs={job.name: job.initial_step_name for job in jobs},
             deadlines={job.name: job.deadline_s for job in jobs},
+            data_specs={job.name: (job.input, job.output) for job in jobs},
             steps={step.name: [step.map_handler_name, step.combine_handler_name,
                                step.reduce_handler_name] for step in steps},
+            shuffles={step.name: {"partitions": step.partitions, "sort_values": step.sort_values}
+                      for step in steps if step.partitions is not None},
             versions={handler.name: handler.version for handler in handlers})
         self._definitions_cache[workflow] = definitions
         return definitions

@@ -44,12 +44,16 @@ class InvocationMessage:
     #: Published again (a redelivered parent, the sweeper): the invocation may have committed
     #: already, so its worker checks before it runs any handler.
     redelivered: bool = False
+    #: REDUCE of a step with partitions: the one partition this invocation reduces.
+    partition: int | None = None
 
     def encode(self) -> bytes:
         fields = [_VERSION, self.workflow, self.request_id, self.invocation_id, self.kind,
                   self.step, [a.to_list() for a in self.ancestors], self.pair, self.data_ref]
-        if self.redelivered:
-            fields.append(True)
+        if self.redelivered or self.partition is not None:
+            fields.append(self.redelivered)
+        if self.partition is not None:
+            fields.append(self.partition)
         return codec.encode(fields)
 
     @classmethod
@@ -61,7 +65,7 @@ class InvocationMessage:
          data_ref, *rest) = fields
         return cls(workflow, request_id, invocation_id, kind, step,
                    tuple(Ancestor(*ancestor) for ancestor in ancestors), pair, data_ref,
-                   bool(rest and rest[0]))
+                   bool(rest and rest[0]), rest[1] if len(rest) > 1 else None)
 
     @property
     def parent(self) -> Ancestor | None:

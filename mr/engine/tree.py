@@ -26,6 +26,7 @@ Delivery is at least once, so every effect is idempotent (see ``docs/engine.rst`
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from mr import codec
@@ -33,6 +34,8 @@ from mr.engine.dispatch import child_id
 from mr.engine.errors import HandlerFailure, engine_error
 from mr.engine.grouping import group_by_key, merge_groups
 from mr.engine.messages import MAP, REDUCE, InvocationMessage
+from mr.engine.results import Results
+from mr.engine.shuffle import Partitioning
 from mr.executor import Task
 from mr.kv.base import Compare, Get, Put, RangeResult
 from mr.models import Invocation, Request
@@ -57,11 +60,16 @@ class Tree:
         self.data = engine.data
         self.keys = engine.keys
         self.dispatch = engine.dispatch
+        self.shuffle = engine.shuffle
+        self.results = Results(engine)
 
     def run(self, request: Request, invocation: InvocationMessage, recheck: bool) -> None:
         """Run one invocation; ``recheck``: it may have committed before, look first."""
-        if recheck and self._redo(request, invocation):
-            return
+        if recheck:
+            if (self._redo_partition(request, invocation) if invocation.partition is not None
+                    else self._redo(request, invocation)):
+                return
+            invocation = dataclasses.replace(invocation, redelivered=True)
         if invocation.kind == MAP:
             self._map(request, invocation)
         else:
@@ -119,7 +127,10 @@ class Tree:
         pending = [position for position in range(len(pairs))
                    if child_id(invocation.invocation_id, position) not in completed]
         if not pending:
-            return [own_reduce]
+            partitioning = self._partitioning(request, invocation.invocation_id, invocation.step)
+            if partitioning is None:
+                return [own_reduce]
+            return self._partition_reduces(request, own_reduce, partitioning)
         return self.dispatch.children(request, invocation, record.mapped_step, pairs, pending,
                                       redelivered=True)
 
@@ -131,9 +142,22 @@ class Tree:
     # Map
 
     def _map(self, request: Request, invocation: InvocationMessage) -> None:
-        mapper_name, _, _ = self.dispatch.step(request, invocation.step)
+        mapper_name, combiner_name, _ = self.dispatch.step(request, invocation.step)
+        parent = invocation.parent
+        if parent is None and request.input is not None:  # one child per split of the input
+            self._branch(request, invocation, invocation.step, self.shuffle.splits(request), {})
+            return
         pairs = ([invocation.pair] if invocation.data_ref is None
                  else self.data.get_pairs(invocation.data_ref))
+        if parent is not None and self.shuffle.is_split(request, parent.invocation_id):
+            combiner = (None if combiner_name is None else
+                        self._task(request, invocation, combiner_name, [], {}).to_message())
+            sink = self.shuffle.spill_sink(request, parent.invocation_id, self._partitioning(
+                request, parent.invocation_id, parent.step), combiner)
+            outcome = self._run(request, invocation, mapper_name, [], {},
+                                source={"split": pairs[0][1]}, sink=sink)
+            self._complete(request, invocation, outcome.written, outcome.session)
+            return
         outcome = self._run(request, invocation, mapper_name, pairs, {})
         if outcome.directive["kind"] == "map":
             self._branch(request, invocation, outcome.directive["step"], outcome.pairs,
@@ -152,8 +176,9 @@ class Tree:
             combined, session = merge_groups(outcome.pairs), outcome.session
         if (self.dispatch.capability(request, reducer_name)
                 == self.dispatch.capability(request, mapper_name)):
-            outcome = self._run(request, invocation, reducer_name, combined, session)
-            self._complete(request, invocation, outcome.pairs, session)
+            outcome = self._run(request, invocation, reducer_name, combined, session,
+                                sink=self._output_sink(request, invocation))
+            self._complete(request, invocation, _reduced(outcome), session)
             return
         record = self._record(request, invocation, combined_ref=self.dispatch.put_pairs(
             request.workflow, request.request_id, invocation.invocation_id, "combined", combined))
@@ -205,9 +230,15 @@ class Tree:
 
     def _reduce(self, request: Request, invocation: InvocationMessage) -> None:
         _, _, reducer_name = self.dispatch.step(request, invocation.step)
-        session_prefix = self.keys.session(request.workflow, request.request_id,
-                                           invocation.invocation_id)
-        stored_session = self.kv.range(session_prefix, prefix=True).kvs
+        partitioning = (None if invocation.data_ref is not None else self.shuffle.partitioning(
+            request, invocation.invocation_id, invocation.step))
+        if partitioning is not None:
+            if invocation.partition is None:
+                self._fan_out(request, invocation, partitioning)
+            else:
+                self._reduce_partition(request, invocation, reducer_name, partitioning)
+            return
+        session = self._stored_session(request, invocation.invocation_id)
         if invocation.data_ref is not None:  # a leaf, combined on a worker of another capability
             results = self.data.get_pairs(invocation.data_ref)
         else:  # a branch: every child is reduced, and no marker changes any more
@@ -216,27 +247,147 @@ class Tree:
             results = group_by_key(pair for page in self.kv.pages(prefix, MARKER_PAGE_SIZE)
                                    for marker in page
                                    for pair in self._reduced_pairs(marker.value))
-        session = {kv.key[len(session_prefix):]: codec.decode(kv.value) for kv in stored_session}
-        outcome = self._run(request, invocation, reducer_name, results, session)
-        self._complete(request, invocation, outcome.pairs, None)
+        outcome = self._run(request, invocation, reducer_name, results, session,
+                            sink=self._output_sink(request, invocation))
+        self._complete(request, invocation, _reduced(outcome), None)
 
-    def _complete(self, request: Request, invocation: InvocationMessage, pairs: list,
+    def _stored_session(self, request: Request, invocation_id: str) -> dict:
+        prefix = self.keys.session(request.workflow, request.request_id, invocation_id)
+        return {kv.key[len(prefix):]: codec.decode(kv.value)
+                for kv in self.kv.range(prefix, prefix=True).kvs}
+
+    # Partitions
+
+    def _partitioning(self, request: Request, branch_id: str, step: str) -> Partitioning:
+        return self.shuffle.partitioning(request, branch_id, step)
+
+    def _fan_out(self, request: Request, invocation: InvocationMessage,
+                 partitioning: Partitioning) -> None:
+        """A partitioned branch's reduce: one reduce per partition not committed yet (all of
+        them, but after a loss), or, when every one has, the branch's completion."""
+        if invocation.redelivered and self.kv.get(
+                self._published_key(request, invocation.invocation_id, "partitions")):
+            return  # the partitions' own deliveries, or the sweeper, finish the work
+        messages = self._partition_reduces(request, invocation, partitioning)
+        if messages:
+            self._publish_once(request, invocation.invocation_id, "partitions", messages)
+
+    def _partition_reduces(self, request: Request, invocation: InvocationMessage,
+                           partitioning: Partitioning) -> list[InvocationMessage]:
+        """The reduces of a branch's uncommitted partitions; none when all are committed, in
+        which case the branch is completed (again: completing is idempotent)."""
+        committed = self._committed_partitions(request, invocation.invocation_id)
+        if len(committed) == partitioning.partitions:
+            self._complete_partitioned(request, invocation, committed)
+            return []
+        return [dataclasses.replace(invocation, partition=partition)
+                for partition in range(partitioning.partitions) if partition not in committed]
+
+    def _reduce_partition(self, request: Request, invocation: InvocationMessage,
+                          reducer_name: str, partitioning: Partitioning) -> None:
+        """Merge one partition's runs, of every child, into the reducer; commit what it wrote,
+        once; the last partition to commit completes the branch."""
+        prefix = self.keys.completions(request.workflow, request.request_id,
+                                       invocation.invocation_id)
+        runs = [run for page in self.kv.pages(prefix, MARKER_PAGE_SIZE) for marker in page
+                for run in codec.decode(marker.value)["runs"][invocation.partition]]
+        outcome = self._run(request, invocation, reducer_name, [],
+                            self._stored_session(request, invocation.invocation_id),
+                            source=self.shuffle.runs_source(runs, partitioning),
+                            sink=self._output_sink(request, invocation))
+        branch = _partitions_id(invocation.invocation_id)
+        marker = self._marker_key(request, branch, _partition_name(invocation.partition))
+        counter = self._counter_key(request, branch)
+        committed = self.kv.txn(
+            [self._running(request), Compare(marker, "version", "==", 0)],
+            [Put(marker, codec.encode(outcome.written)),
+             Put(counter, _partition_name(invocation.partition).encode(), prev_kv=True)],
+            [Get(self.engine.request_key(request)), Get(counter)])
+        if committed.succeeded:
+            previous = committed.responses[-1].prev_kv
+            last = (previous.version if previous else 0) + 1 == partitioning.partitions
+        else:  # a duplicate: its first delivery may have died before completing the branch
+            last = _still_running(committed.responses[0]) and _completed_last(
+                committed.responses[1], _partition_name(invocation.partition),
+                partitioning.partitions)
+        if last:
+            self._complete_partitioned(request, invocation, self._committed_partitions(
+                request, invocation.invocation_id))
+
+    def _redo_partition(self, request: Request, invocation: InvocationMessage) -> bool:
+        """As _redo, for a partition's reduce: committed, only the branch's completion may be
+        left (to the partition that committed last)."""
+        branch = _partitions_id(invocation.invocation_id)
+        name = _partition_name(invocation.partition)
+        current, marker, counter = self.kv.txn([], [
+            Get(self.engine.request_key(request)),
+            Get(self._marker_key(request, branch, name)),
+            Get(self._counter_key(request, branch))]).responses
+        if not _still_running(current):
+            return True
+        if not marker.kvs:
+            return False
+        partitions = self._partitioning(request, invocation.invocation_id,
+                                        invocation.step).partitions
+        if _completed_last(counter, name, partitions):
+            self._complete_partitioned(request, invocation, self._committed_partitions(
+                request, invocation.invocation_id))
+        return True
+
+    def _committed_partitions(self, request: Request, branch_id: str) -> dict[int, dict]:
+        """What each committed partition of a branch wrote, by partition."""
+        prefix = self.keys.completions(request.workflow, request.request_id,
+                                       _partitions_id(branch_id))
+        return {int(kv.key[len(prefix):]): codec.decode(kv.value)
+                for page in self.kv.pages(prefix) for kv in page}
+
+    def _complete_partitioned(self, request: Request, invocation: InvocationMessage,
+                              written: dict[int, dict]) -> None:
+        """Complete a branch with what its partitions wrote: parts, or runs for its parent's
+        own partitions."""
+        ordered = [written[partition] for partition in sorted(written)]
+        if ordered and "runs" in ordered[0]:
+            result = {"runs": [[run for part in ordered for run in part["runs"][partition]]
+                               for partition in range(len(ordered[0]["runs"]))]}
+        else:
+            result = {"parts": [part["path"] for part in ordered]}
+        self._complete(request, dataclasses.replace(invocation, partition=None), result, None)
+
+    def _output_sink(self, request: Request, invocation: InvocationMessage) -> dict | None:
+        """Where the reducer of ``invocation`` writes, when not back to the worker: the runs of
+        its parent's partitions, the file writer's parts, or its own partition's part."""
+        parent = invocation.parent
+        if parent is not None:
+            partitioning = self._partitioning(request, parent.invocation_id, parent.step)
+            if partitioning is not None:
+                return self.shuffle.spill_sink(request, parent.invocation_id, partitioning)
+        elif request.output is not None and "url" in request.output:
+            return self.shuffle.output_sink(request, invocation.partition or 0)
+        if invocation.partition is not None:
+            return self.shuffle.part_sink(request, invocation.invocation_id,
+                                          invocation.partition)
+        return None
+
+    def _complete(self, request: Request, invocation: InvocationMessage, result: list | dict,
                   session: dict | None) -> None:
-        """Commit an invocation's reduced pairs to its parent, or to the request at the root;
-        the child that completes its parent's last child enqueues the parent's reduce."""
+        """Commit an invocation's result to its parent, or to the request at the root; the
+        child that completes its parent's last child enqueues the parent's reduce. ``result``:
+        the reduced pairs, or what the executor wrote (``{"runs"}`` for a partitioned parent,
+        ``{"parts"}``)."""
         session_writes = (self._session_writes(request, invocation.invocation_id, session)
                           if session else [])
         parent = invocation.parent
         if parent is None:
-            result_ref = self.dispatch.put_pairs(request.workflow, request.request_id,
-                                                 invocation.invocation_id, "reduced", pairs)
-            self.engine.finish(request, "done", result_ref=result_ref, writes=session_writes)
+            self.results.finish(request, invocation.invocation_id, result, session_writes)
             return
-        reduced = codec.encode({"pairs": pairs})
-        if len(reduced) > INLINE_RESULT_LIMIT_BYTES:
-            reduced = codec.encode({"ref": self.dispatch.put_pairs(
-                request.workflow, request.request_id, invocation.invocation_id, "reduced",
-                pairs)})
+        if isinstance(result, dict):
+            reduced = codec.encode(result)
+        else:
+            reduced = codec.encode({"pairs": result})
+            if len(reduced) > INLINE_RESULT_LIMIT_BYTES:
+                reduced = codec.encode({"ref": self.dispatch.put_pairs(
+                    request.workflow, request.request_id, invocation.invocation_id, "reduced",
+                    result)})
         marker = self._marker_key(request, parent.invocation_id, invocation.invocation_id)
         counter = self._counter_key(request, parent.invocation_id)
         committed = self.kv.txn(
@@ -272,17 +423,29 @@ class Tree:
     def _reduced_pairs(self, marker_value: bytes) -> list:
         """A child's reduced pairs, from its completion marker or the data store it names."""
         reduced = codec.decode(marker_value)
-        return reduced["pairs"] if "pairs" in reduced else self.data.get_pairs(reduced["ref"])
+        if "pairs" in reduced:
+            return reduced["pairs"]
+        if "parts" in reduced:
+            return self.shuffle.read_parts(reduced["parts"])
+        return self.data.get_pairs(reduced["ref"])
+
+    def _task(self, request: Request, invocation: InvocationMessage, handler_name: str,
+              inputs: list, session: dict, **plan) -> Task:
+        version, code = self.dispatch.code(request, handler_name, invocation.invocation_id)
+        return Task(workflow=request.workflow, handler_name=handler_name,
+                    handler_version=version, source_type=code["source_type"],
+                    source_code=code["source_code"], handler_type=code["handler_type"],
+                    required_capability=code["required_capability"], inputs=inputs,
+                    session=session, **plan)
 
     def _run(self, request: Request, invocation: InvocationMessage, handler_name: str,
-             inputs: list, session: dict):
-        version, code = self.dispatch.code(request, handler_name, invocation.invocation_id)
+             inputs: list, session: dict, source: dict | None = None,
+             sink: dict | None = None):
+        """Run a handler; with a source or a sink, the executor child reads or writes the data
+        itself (mr.executor.plans)."""
         outcome = self.engine.executor.run(
-            Task(workflow=request.workflow, handler_name=handler_name, handler_version=version,
-                 source_type=code["source_type"], source_code=code["source_code"],
-                 handler_type=code["handler_type"],
-                 required_capability=code["required_capability"], inputs=inputs,
-                 session=session), timeout_s=self.engine.settings.invocation_timeout_s)
+            self._task(request, invocation, handler_name, inputs, session, source=source,
+                       sink=sink), timeout_s=self.engine.settings.invocation_timeout_s)
         if not outcome.ok:
             raise HandlerFailure(invocation.invocation_id, {
                 **outcome.error, "handler": handler_name, "stdout": outcome.stdout,
@@ -316,6 +479,22 @@ class Tree:
 
     def _counter_key(self, request: Request, parent_id: str) -> str:
         return self.keys.completion_count(request.workflow, request.request_id, parent_id)
+
+
+def _reduced(outcome) -> list | dict:
+    """An invocation's result: its pairs, or the parts or runs its executor child wrote."""
+    if outcome.written is None:
+        return outcome.pairs
+    return outcome.written if "runs" in outcome.written else {"parts": [outcome.written["path"]]}
+
+
+def _partitions_id(branch_id: str) -> str:
+    """Under which id the partitions of a branch count their completions, as children do."""
+    return f"{branch_id}-partitions"
+
+
+def _partition_name(partition: int) -> str:
+    return f"{partition:05d}"  # sorted as numbers in the KV
 
 
 def _completed_last(counter: RangeResult, invocation_id: str, children: int) -> bool:

@@ -17,7 +17,8 @@ from typing import Any
 
 from mr import codec
 from mr.executor.capture import redirected_output
-from mr.executor.collect import collect
+from mr.executor import plans
+from mr.executor.collect import collect, stream
 from mr.executor.exec_processor import ExecProcessor
 from mr.executor.injected import SessionAccess
 from mr.executor.memory import MemoryReserve, limit_memory
@@ -53,9 +54,18 @@ class _TaskRunner:
     def run_task(self, task: Task) -> dict[str, Any]:
         """The reply for one invocation, without its output."""
         session = SessionAccess(task.handler_name, task.session, task.session_writable)
+        written = None
         try:
+            if task.source is not None:
+                task.inputs = plans.source_pairs(task.source)
+                if task.source_type != "python":  # the exec protocol sends its input whole
+                    task.inputs = list(task.inputs)
             with self._by_source_type[task.source_type].run(task, session) as result:
-                directive, pairs = collect(result, task)
+                if task.sink is None:
+                    directive, pairs = collect(result, task)
+                else:
+                    written, directive = self._write_to_sink(task, result, session)
+                    pairs = []
         except MemoryError as error:
             self._reserve.release()
             return _failed(task, memory_error(task.handler_name, self.memory_limit_mb,
@@ -65,7 +75,27 @@ class _TaskRunner:
             return _failed(task, handler_error(kind, type(error).__name__, str(error),
                                                _user_traceback(error, task)))
         return {"directive": directive, "pairs": pairs, "session": session.values,
-                "error": None}
+                "error": None, "written": written}
+
+    def _write_to_sink(self, task: Task, result: Any,
+                       session: SessionAccess) -> tuple[dict, dict | None]:
+        """What the handler's output wrote to the task's sink, and a mapper's directive."""
+        directive, pairs = stream(result, task)
+        if directive is not None and directive["kind"] != "return":
+            raise HandlerProtocolError(
+                f"mapper {task.handler_name!r} yielded MrConfigureToMap first, but it maps an "
+                f"input split, whose output goes to the shuffle: it must yield "
+                f"MrConfigureToReturn()")
+        combiner = task.sink.get("combiner")
+        combine = None if combiner is None else functools.partial(
+            self._combine, Task(**{**combiner, "inputs": []}), session)
+        return plans.write_to_sink(task.sink, pairs, combine), directive
+
+    def _combine(self, task: Task, session: SessionAccess, groups: list) -> list:
+        """Run a map-side combiner over one buffer of groups, sharing the mapper's session."""
+        task.inputs = groups
+        with self._by_source_type[task.source_type].run(task, session) as result:
+            return collect(result, task)[1]
 
     def encode_reply(self, task: Task, reply: dict[str, Any]) -> bytes:
         """The encoded reply, or the encoded failure that names what could not be encoded."""

@@ -6,7 +6,7 @@ the same items), so the rules and their messages are the same for every language
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from mr.executor.protocol import HandlerProtocolError, Task
 from mr.handlers.scope import MrConfigureToMap, MrConfigureToReturn
@@ -16,12 +16,19 @@ _NOTHING = object()
 
 def collect(result: Any, task: Task) -> tuple[dict | None, list]:
     """``(directive, pairs)``: the directive of a mapper (None for the others) and the pairs."""
+    directive, pairs = stream(result, task)
+    return directive, list(pairs)
+
+
+def stream(result: Any, task: Task) -> tuple[dict | None, Iterator[list]]:
+    """As :func:`collect`, the pairs as they come (checked one by one), for a sink that writes
+    them without holding them all."""
     if task.handler_type == "mapper":
-        return _collect_mapper(result, task)
-    return None, _collect_pairs(result, task)
+        return _mapper_stream(result, task)
+    return None, _pairs_stream(result, task)
 
 
-def _collect_mapper(result: Iterable, task: Task) -> tuple[dict, list]:
+def _mapper_stream(result: Iterable, task: Task) -> tuple[dict, Iterator[list]]:
     items = iter(result)
     first = next(items, _NOTHING)
     if first is _NOTHING:
@@ -35,21 +42,19 @@ def _collect_mapper(result: Iterable, task: Task) -> tuple[dict, list]:
         raise HandlerProtocolError(f"mapper {task.handler_name!r} yielded {first!r:.200} first; "
                                    f"its first item must be MrConfigureToMap(step) or "
                                    f"MrConfigureToReturn()")
-    return directive, [_pair(item, number, task) for number, item in enumerate(items, 2)]
+    return directive, (_pair(item, number, task) for number, item in enumerate(items, 2))
 
 
-def _collect_pairs(result: Any, task: Task) -> list:
+def _pairs_stream(result: Any, task: Task) -> Iterator[list]:
     """Combiners and reducers: a generator, or a returned iterable."""
     if isinstance(result, (str, bytes, dict)) or not hasattr(result, "__iter__"):
         raise HandlerProtocolError(f"{task.handler_type} {task.handler_name!r} returned "
                                    f"{result!r:.200}; it must yield (key, value) pairs or "
                                    f"return an iterable of them")
-    pairs = [_pair(item, number, task) for number, item in enumerate(result, 1)]
+    pairs = (_pair(item, number, task) for number, item in enumerate(result, 1))
     if task.handler_type == "combiner":
-        pairs = [[key, _values(values, key, task)] for key, values in pairs]
+        return ([key, _values(values, key, task)] for key, values in pairs)
     return pairs
-
-
 def _pair(item: Any, number: int, task: Task) -> list:
     if not (isinstance(item, (tuple, list)) and len(item) == 2):
         raise HandlerProtocolError(f"{task.handler_type} {task.handler_name!r} produced "

@@ -220,7 +220,7 @@ class ExecutorPool:
             reply = self._failed(task, error)
         return Outcome(ok=reply["error"] is None, directive=reply["directive"],
                        pairs=reply["pairs"], session=reply["session"], stdout=stdout,
-                       stderr=stderr, error=reply["error"])
+                       stderr=stderr, error=reply["error"], written=reply.get("written"))
 
     def _failure(self, task: Task, child: _Child, reply: dict | None, stopped: bool,
                  wrote_too_much: bool, timeout_s: float) -> dict | None:

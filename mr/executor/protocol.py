@@ -63,6 +63,10 @@ class Task:
     required_capability: str = GENERAL_CAPABILITY
     session: dict = dataclasses.field(default_factory=dict)
     session_writable: bool | None = None
+    #: Instead of ``inputs``: files the child reads lazily (see mr.executor.plans).
+    source: dict | None = None
+    #: Instead of returning the pairs: files the child writes them to (see mr.executor.plans).
+    sink: dict | None = None
 
     def __post_init__(self):
         for field, allowed in (("handler_type", HANDLER_TYPES), ("source_type", SOURCE_TYPES)):
@@ -91,6 +95,8 @@ class Outcome:
     stdout: str = ""
     stderr: str = ""
     error: dict | None = None
+    #: With a sink: what was written (``{"runs": ...}`` or ``{"path": ..., "count": ...}``).
+    written: dict | None = None
 
 
 def handler_error(kind: str, error_type: str, message: str, traceback: str = "") -> dict[str, str]:

@@ -65,11 +65,14 @@ def read_definition(directory: Path) -> WorkflowDefinition:
         steps = [Step(workflow=name, name=step, description=_get(spec, "description", ""),
                       map_handler_name=_get(spec, "mapper"),
                       combine_handler_name=_get(spec, "combiner", None),
-                      reduce_handler_name=_get(spec, "reducer"))
+                      reduce_handler_name=_get(spec, "reducer"),
+                      partitions=_get(spec, "partitions", None),
+                      sort_values=_get(spec, "sort_values", False))
                  for step, spec in _mapping(manifest, "steps").items()]
         jobs = [Job(workflow=name, name=job, description=_get(spec, "description", ""),
                     initial_step_name=_get(spec, "step"),
-                    deadline_s=_get(spec, "deadline_s", None))
+                    deadline_s=_get(spec, "deadline_s", None), input=_get(spec, "input", None),
+                    output=_get(spec, "output", None))
                 for job, spec in _mapping(manifest, "jobs").items()]
         Workflow(name=name, description=str(manifest.get("description", "")))
     except (ModelError, ValueError) as error:

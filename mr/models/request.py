@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from mr.models.base import (Field, WorkflowEntity, created_at_field, id_field, name_field,
                             new_id, positive, valid_name)
+from mr.models.data_specs import check_input, check_output
 
 REQUEST_STATES = ("pending", "running", "done", "failed", "cancelled")
 
@@ -27,6 +28,12 @@ class Request(WorkflowEntity):
     #: The job's initial step and where the arguments are: enough to publish the root again.
     root_step = name_field(optional=True)
     arguments_ref = Field(str, optional=True)
+    #: The files the request reads, instead of arguments (mr.models.data_specs).
+    input = Field(dict, optional=True, check=check_input)
+    #: The result writer; None: the result is kept for the client (inline).
+    output = Field(dict, optional=True, check=check_output)
+    #: Once done with the file writer: the URLs of the parts it committed.
+    output_parts = Field(list, optional=True)
     #: When (epoch seconds) the request fails if it has not finished.
     deadline = Field(float, optional=True, check=positive)
     state = Field(str, default="pending", choices=REQUEST_STATES)
@@ -35,6 +42,8 @@ class Request(WorkflowEntity):
     handler_versions = Field(dict, default_factory=dict, check=_handler_versions)
     #: The steps as they were at acceptance: step name -> [map, combine or None, reduce].
     steps = Field(dict, default_factory=dict)
+    #: Of those, the steps with partitions: step name -> {"partitions", "sort_values"}.
+    shuffles = Field(dict, default_factory=dict)
     failed_invocation_id = id_field(optional=True)
     error = Field(dict, optional=True)
     #: Where the result pairs are in the data store, once done.

@@ -1,7 +1,7 @@
 """The step: a mapper, an optional combiner (None: group by key) and a reducer."""
 from __future__ import annotations
 
-from mr.models.base import Field, Reference, WorkflowEntity, name_field
+from mr.models.base import Field, Reference, WorkflowEntity, name_field, positive
 from mr.models.handler import Handler
 
 #: The handler slots of a step and the handler_type each needs.
@@ -20,8 +20,15 @@ class Step(WorkflowEntity):
     map_handler_name = name_field()
     combine_handler_name = name_field(optional=True)
     reduce_handler_name = name_field()
+    #: None: the step's reducer runs once per branch over all its children's output (JobX's
+    #: tree). R: the output is partitioned by key and reduced by R invocations in parallel.
+    partitions = Field(int, optional=True, check=positive)
+    #: With partitions: each key's values reach the reducer sorted.
+    sort_values = Field(bool, default=False)
 
     def check(self) -> None:
+        if self.sort_values and self.partitions is None:
+            raise ValueError("sort_values needs partitions: values are sorted by the shuffle")
         named = [(slot, getattr(self, slot)) for slot in HANDLER_SLOTS if getattr(self, slot)]
         for index, (slot, handler) in enumerate(named):
             for other_slot, other_handler in named[index + 1:]:

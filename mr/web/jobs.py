@@ -20,7 +20,8 @@ def submit(workflow: str, job_name: str) -> Response:
     engine = current_engine()
     accepted = engine.submit(workflow, job_name, body.arguments, blocking=blocking,
                              context={"requester_ip": requester_ip()},
-                             deadline_s=body.deadline_s)
+                             deadline_s=body.deadline_s, input=body.input,
+                             output=body.output)
     if not blocking:
         follow_at = status_url(accepted)
         response = request_response(accepted, {"request_id": accepted.request_id,

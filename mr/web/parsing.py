@@ -1,5 +1,5 @@
-"""The input of a job POST: the ``blocking`` flag, and the body's ``arguments`` object and
-optional ``deadline_s``."""
+"""The input of a job POST: the ``blocking`` flag, and the body's ``arguments`` object (or
+``input`` naming files), optional ``output`` (a result writer) and ``deadline_s``."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,10 @@ from typing import Any, NamedTuple
 from flask import Request
 from werkzeug.datastructures import MultiDict
 
+from mr.models.data_specs import check_input, check_output
 from mr.web.errors import ApiError
 
-BODY_FIELDS = ("arguments", "deadline_s")
+BODY_FIELDS = ("arguments", "input", "output", "deadline_s")
 JSON_TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", int: "a number",
                    float: "a number", bool: "a boolean", type(None): "null"}
 
@@ -29,6 +30,9 @@ class JobBody(NamedTuple):
     arguments: dict[str, Any]
     #: Seconds the request may run before it fails; None: the job's or the cluster's default.
     deadline_s: float | None
+    #: The files to read instead of arguments, and the result writer; None: the job's.
+    input: dict | None = None
+    output: dict | None = None
 
 
 def parse_body(http_request: Request) -> JobBody:
@@ -46,14 +50,25 @@ def parse_body(http_request: Request) -> JobBody:
     if unknown:
         raise ApiError(400, "InvalidBody", f"unknown body field(s) "
                                            f"{', '.join(map(repr, unknown))}; the body has only "
-                                           f"{' and '.join(map(repr, BODY_FIELDS))}")
-    if "arguments" not in body:
+                                           f"{', '.join(map(repr, BODY_FIELDS))}")
+    if "arguments" not in body and "input" not in body:
         raise ApiError(400, "InvalidBody", 'the body has no "arguments" (send {"arguments": {}} '
-                                           'for none)')
-    if not isinstance(body["arguments"], dict):
+                                           'for none) and no "input"')
+    arguments = body.get("arguments", {})
+    if not isinstance(arguments, dict):
         raise ApiError(400, "InvalidBody", f'"arguments" must be a JSON object of name -> value, '
-                                           f'got {_json_type(body["arguments"])}')
-    return JobBody(body["arguments"], _deadline(body.get("deadline_s")))
+                                           f'got {_json_type(arguments)}')
+    return JobBody(arguments, _deadline(body.get("deadline_s")),
+                   _spec(check_input, body.get("input")), _spec(check_output, body.get("output")))
+
+
+def _spec(check, value: Any) -> dict | None:
+    if value is None:
+        return None
+    try:
+        return check(value)
+    except ValueError as error:
+        raise ApiError(400, "InvalidBody", str(error)) from None
 
 
 def _deadline(value: Any) -> float | None:

@@ -40,6 +40,8 @@ def describe(engine: Engine, request: Request) -> dict[str, Any]:
 
 
 def result(engine: Engine, request: Request) -> dict[str, Any]:
+    if request.output_parts is not None:  # the file writer's: the result is in files
+        return {"output": {**request.output, "parts": request.output_parts}}
     try:
         return {"pairs": engine.result(request)}
     except DataNotFoundError:  # removed between reading the record and reading the data

@@ -80,7 +80,8 @@ def test_steps_and_jobs(mr, wordcount):
                             "--json", script="mr_kv_step_create"))
     assert step["combine_handler_name"] is None
     assert mr.json("step", "get", wordcount, "again") == step
-    assert [s["name"] for s in mr.json("step", "list", wordcount)] == ["again", "count", "count_node", "split"]
+    assert [s["name"] for s in mr.json("step", "list", wordcount)] == [
+        "again", "count", "count_files", "count_node", "split"]
     assert "again\tcount_map\t-\tadder\tCount again." in mr.ok("step", "list", wordcount)
 
     mr.ok(wordcount, "recount", "Count again.", "again", script="mr_kv_job_create")
@@ -92,7 +93,8 @@ def test_steps_and_jobs(mr, wordcount):
     assert mr.fails("job", "create", wordcount, "never", "No.", "again", "--deadline-s", "0") == \
         "job 'never': field 'deadline_s' must be > 0, got 0.0"
     mr.ok("job", "delete", wordcount, "timed")
-    assert [j["name"] for j in mr.json("job", "list", wordcount)] == ["recount", "wordcount", "wordcount_node"]
+    assert [j["name"] for j in mr.json("job", "list", wordcount)] == [
+        "recount", "wordcount", "wordcount_files", "wordcount_node"]
     assert mr.fails("step", "delete", wordcount, "again") == (
         f"step 'again' of workflow '{wordcount}' is used by job 'recount' (as "
         f"initial_step_name)")
@@ -128,11 +130,12 @@ def test_update_handlers_re_points_every_step_using_a_handler(mr, wordcount):
         for step in ("again", "count", "count_node")]
     assert {s["name"]: s["reduce_handler_name"] for s in mr.json("step", "list", wordcount)} == {
         "again": "count_reduce", "count": "count_reduce", "count_node": "count_reduce",
-        "split": "sum_reduce"}
+        "split": "sum_reduce", "count_files": "sum_reduce"}
 
     mr.ok(wordcount, "reducer", "count_reduce", "adder", script="mr_kv_step_update_handlers")
     assert {s["name"]: s["reduce_handler_name"] for s in mr.json("step", "list", wordcount)} == {
-        "again": "adder", "count": "adder", "count_node": "adder", "split": "sum_reduce"}
+        "again": "adder", "count": "adder", "count_node": "adder", "split": "sum_reduce",
+        "count_files": "sum_reduce"}
     assert mr.ok("step", "update-handlers", wordcount, "reducer", "count_reduce", "adder") == (
         f"no step of workflow '{wordcount}' has 'count_reduce' as its reducer\n")
     assert mr.fails("step", "update-handlers", wordcount, "mapper", "count_map", "adder") == (

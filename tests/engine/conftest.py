@@ -46,23 +46,27 @@ class Cluster:
             argument_spec=[[ARGUMENT_NAMES[handler_type], "list"]], source_type="python",
             source_code=body, required_capability=capability))
 
-    def step(self, name: str, mapper: str, reducer: str, combiner: str | None = None):
+    def step(self, name: str, mapper: str, reducer: str, combiner: str | None = None,
+             **options):
+        """``options``: partitions, sort_values."""
         self.store.create(Step(workflow=self.workflow, name=name, description=name,
                                map_handler_name=mapper, combine_handler_name=combiner,
-                               reduce_handler_name=reducer))
+                               reduce_handler_name=reducer, **options))
 
-    def job(self, name: str, step: str):
+    def job(self, name: str, step: str, **options):
+        """``options``: input, output (the job's defaults)."""
         self.store.create(Job(workflow=self.workflow, name=name, description=name,
-                              initial_step_name=step))
+                              initial_step_name=step, **options))
 
     def restart_worker(self) -> None:
         """Stop the worker and start another on the same engine (e.g. after patching it)."""
         self.worker.stop(timeout=2)
         self.worker = Worker(self.engine).start()
 
-    def run(self, job: str, arguments: dict, timeout_s: float = 30):
-        """Submit a blocking request and wait for it; the finished request."""
-        request = self.engine.submit(self.workflow, job, arguments, blocking=True)
+    def run(self, job: str, arguments: dict, timeout_s: float = 30, **options):
+        """Submit a blocking request and wait for it; the finished request. ``options``: input,
+        output, as the HTTP body names them."""
+        request = self.engine.submit(self.workflow, job, arguments, blocking=True, **options)
         finished = self.engine.wait(self.workflow, request.request_id, timeout_s)
         assert finished is not None, f"request {request.request_id} did not finish in time"
         return finished

@@ -45,15 +45,15 @@ for key, values in results:
 
 def flaky_puts(monkeypatch, data, failures):
     """Make the data store's puts of reduced pairs fail ``failures`` times, then work."""
-    put_pairs, left = data.put_pairs, [failures]
+    put_data, left = data.put, [failures]
 
-    def put(path, pairs):
+    def put(path, encoded):
         if "/reduced-" in path and left[0] > 0:
             left[0] -= 1
             raise DataError("the data store is away")
-        put_pairs(path, pairs)
+        put_data(path, encoded)
 
-    monkeypatch.setattr(data, "put_pairs", put)
+    monkeypatch.setattr(data, "put", put)
     return left
 
 

@@ -1,0 +1,61 @@
+"""Data plans: invocations whose data never passes through the worker.
+
+A map invocation over an input split, or a reduce over a partition of the shuffle, handles more
+data than a worker should hold or a pipe should carry. Its task names files instead: a *source*
+the child reads lazily as the handler's ``arguments`` or ``results``, and a *sink* the child
+writes the handler's output to as it comes. The worker only learns what was written (paths and
+counts), so the memory of every process stays bounded by configuration, not by input size.
+
+Sources:
+- ``{"split": [...]}``: the records of one input split (:class:`mr.datasets.splits.Split`);
+- ``{"root": url, "runs": [path, ...], "sort_values": bool}``: the merge of sorted runs, one
+  ``[key, [values]]`` group at a time.
+
+Sinks:
+- ``{"spill": {"root", "prefix", "partitions", "buffer_bytes", "sort_values"},
+  "combiner": task fields or None}``: partition, combine (map-side, per buffer), sort and spill;
+  writes ``{"runs": [[path, ...] per partition]}``;
+- ``{"write": {"root", "path", "format"}}``: one dataset file; writes ``{"path", "count"}``.
+"""
+from __future__ import annotations
+
+import posixpath
+from typing import Any, Callable, Iterable, Iterator
+
+import fsspec
+
+from mr.datasets.formats import open_writer
+from mr.datasets.shuffle import Spiller, merged_groups
+from mr.datasets.splits import Split
+
+
+def source_pairs(source: dict) -> Iterator[list]:
+    """What the handler reads, lazily."""
+    if "split" in source:
+        return Split.from_message(source["split"]).open_pairs()
+    fs = filesystem(source["root"])
+    return merged_groups(fs, source["runs"], sort_values=source.get("sort_values", False))
+
+
+def write_to_sink(sink: dict, pairs: Iterable[list],
+                  combine: Callable[[list], Iterable[list]] | None) -> dict[str, Any]:
+    """Write ``pairs`` where ``sink`` says; what was written. ``combine``: the map-side
+    combiner of a spill (None: values are only grouped)."""
+    if "spill" in sink:
+        spill = sink["spill"]
+        spiller = Spiller(filesystem(spill["root"]), spill["prefix"], spill["partitions"],
+                          spill["buffer_bytes"], sort_values=spill["sort_values"],
+                          combine=combine)
+        spiller.add_all(pairs)
+        return {"runs": spiller.finish()}
+    target = sink["write"]
+    fs = filesystem(target["root"])
+    fs.makedirs(posixpath.dirname(target["path"]), exist_ok=True)
+    with open_writer(fs, target["path"], target["format"]) as writer:
+        writer.write_all(pairs)
+    return {"path": target["path"], "count": writer.count}
+
+
+def filesystem(root_url: str):
+    """The fsspec filesystem of a store's root URL (fsspec caches the instances)."""
+    return fsspec.core.url_to_fs(root_url)[0]

@@ -1,0 +1,1 @@
+"""Result writers: where a finished request's result goes."""

@@ -1,0 +1,288 @@
+"""Inputs by reference, the partitioned shuffle and the result writers, in both modes."""
+import collections
+import json
+import os
+
+import pytest
+
+from mr.datasets import read_pairs
+from mr.models import ValidationError
+from tests.engine.faults import SimulatedCrash, redeliver_after_handling
+
+LINES_MAPPER = """
+yield MrConfigureToReturn()
+for _position, line in arguments:
+    for word in line.lower().split():
+        yield word, 1
+"""
+SUM_REDUCER = """
+for key, values in results:
+    yield key, sum(values)
+"""
+SUM_COMBINER = """
+for key, values in results:
+    yield key, [sum(values)]
+"""
+#: Lines of several lengths, multi-byte characters, a line without its newline at the end.
+TEXT = ("the cat sat on the mat\nThe dog ate the cat\n\nmat\r\nÉté à la plage, été\n" * 40
+        + "a last line without newline")
+
+
+def write_inputs(directory, files: dict[str, str]) -> str:
+    directory.mkdir()
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8")
+    return str(directory)
+
+
+def expected_counts(*texts: str) -> collections.Counter:
+    return collections.Counter(word for text in texts for word in text.lower().split())
+
+
+def count_job(cluster, partitions=None, combiner=True, **job_options):
+    cluster.handler("lines", "mapper", LINES_MAPPER)
+    cluster.handler("sum", "reducer", SUM_REDUCER)
+    if combiner:
+        cluster.handler("sum_combine", "combiner", SUM_COMBINER)
+    cluster.step("count", "lines", "sum", "sum_combine" if combiner else None,
+                 **({"partitions": partitions} if partitions else {}))
+    cluster.job("wordcount", "count", **job_options)
+
+
+def read_output(request) -> list:
+    """The pairs of a file writer's parts, in part order."""
+    fmt = request.output["format"]
+    pairs = []
+    for url in request.output_parts:
+        path = url.removeprefix("file://")
+        if fmt == "tsv":
+            with open(path, encoding="utf-8") as lines:
+                pairs += [[json.loads(field) for field in line.rstrip("\n").split("\t")]
+                          for line in lines]
+        else:
+            import fsspec
+            pairs += list(read_pairs(fsspec.filesystem("file"), path, fmt))
+    return pairs
+
+
+@pytest.mark.parametrize("split_bytes", [7, 100, 1 << 20])
+@pytest.mark.parametrize("partitions", [None, 3])
+def test_an_input_by_reference_is_counted_exactly_once_over_its_splits(
+        cluster, tmp_path, split_bytes, partitions):
+    inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT, "b.txt": TEXT[:333], "empty": ""})
+    count_job(cluster, partitions)
+    cluster.engine.settings = cluster.engine.settings.with_overrides(split_bytes=split_bytes)
+    request = cluster.run("wordcount", {}, input={"url": inputs})
+    assert request.state == "done", request.error
+    assert dict(cluster.engine.result(request)) == expected_counts(TEXT, TEXT[:333])
+
+
+def test_a_glob_and_jsonl_records(cluster, tmp_path):
+    directory = tmp_path / "in"
+    write_inputs(directory, {"one.jsonl": '["x", 1]\n["y", 2]\n\n["x", 3]\n',
+                             "two.jsonl": '["y", 10]\n', "skip.txt": "not json"})
+    cluster.handler("identity", "mapper",
+                    "yield MrConfigureToReturn()\nfor key, value in arguments:\n"
+                    "    yield key, value\n")
+    cluster.handler("sum", "reducer", SUM_REDUCER)
+    cluster.step("total", "identity", "sum", partitions=2)
+    cluster.job("total", "total")
+    request = cluster.run("total", {}, input={"url": f"{directory}/*.jsonl",
+                                              "format": "jsonl"})
+    assert request.state == "done", request.error
+    assert sorted(cluster.engine.result(request)) == [["x", 4], ["y", 12]]
+
+
+def test_a_branch_with_partitions_reduces_its_children_as_the_tree_does(cluster):
+    documents = {f"doc{number}": TEXT[number * 7:number * 7 + 200] for number in range(12)}
+    cluster.handler("split", "mapper", "yield MrConfigureToMap('count')\n"
+                                       "for name, text in arguments:\n    yield name, text\n")
+    cluster.handler("count_map", "mapper", "yield MrConfigureToReturn()\n"
+                                           "for name, text in arguments:\n"
+                                           "    for word in text.lower().split():\n"
+                                           "        yield word, 1\n")
+    cluster.handler("sum", "reducer", SUM_REDUCER)
+    cluster.step("count", "count_map", "sum")
+    cluster.step("split", "split", "sum", partitions=4)
+    cluster.job("wordcount", "split")
+    request = cluster.run("wordcount", documents)
+    assert request.state == "done", request.error
+    assert dict(cluster.engine.result(request)) == expected_counts(*documents.values())
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "tsv", "mr"])
+def test_the_file_writer_commits_one_part_per_partition_and_a_success_marker(
+        cluster, tmp_path, fmt):
+    inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT})
+    count_job(cluster, partitions=3)
+    output = tmp_path / "out"
+    request = cluster.run("wordcount", {}, input={"url": inputs},
+                          output={"url": str(output), "format": fmt})
+    assert request.state == "done", request.error
+    assert sorted(os.listdir(output)) == ["_SUCCESS", "part-00000", "part-00001", "part-00002"]
+    assert [url.rsplit("/", 1)[1] for url in request.output_parts] == [
+        "part-00000", "part-00001", "part-00002"]
+    pairs = read_output(request)
+    assert dict(pairs) == expected_counts(TEXT) and len(pairs) == len(expected_counts(TEXT))
+
+
+def test_one_jobs_mr_output_is_the_next_jobs_input(cluster, tmp_path):
+    inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT})
+    count_job(cluster, partitions=2)
+    first = cluster.run("wordcount", {}, input={"url": inputs},
+                        output={"url": str(tmp_path / "counts"), "format": "mr"})
+    assert first.state == "done", first.error
+    cluster.handler("by_length", "mapper", "yield MrConfigureToReturn()\n"
+                                           "for word, count in arguments:\n"
+                                           "    yield len(word), count\n")
+    cluster.step("lengths", "by_length", "sum", partitions=2)
+    cluster.job("lengths", "lengths")
+    second = cluster.run("lengths", {}, input={"url": str(tmp_path / "counts"),
+                                               "format": "mr"})
+    assert second.state == "done", second.error
+    by_length = collections.Counter()
+    for word, count in expected_counts(TEXT).items():
+        by_length[len(word)] += count
+    assert dict(cluster.engine.result(second)) == by_length
+
+
+def test_a_job_reads_and_writes_where_its_definition_says(cluster, tmp_path):
+    inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT})
+    count_job(cluster, partitions=2, input={"url": inputs},
+              output={"url": str(tmp_path / "out")})
+    request = cluster.run("wordcount", {})
+    assert request.state == "done", request.error
+    assert dict(read_output(request)) == expected_counts(TEXT)
+
+
+def test_sorted_values_reach_the_reducer_sorted(cluster, tmp_path):
+    inputs = write_inputs(tmp_path / "in", {"a.jsonl": "".join(
+        f'["k{number % 3}", {(number * 7919) % 101}]\n' for number in range(300))})
+    cluster.handler("identity", "mapper",
+                    "yield MrConfigureToReturn()\nfor key, value in arguments:\n"
+                    "    yield key, value\n")
+    cluster.handler("values", "reducer", "for key, values in results:\n    yield key, values\n")
+    cluster.step("sorted", "identity", "values", partitions=2, sort_values=True)
+    cluster.job("sorted", "sorted")
+    cluster.engine.settings = cluster.engine.settings.with_overrides(split_bytes=500)
+    request = cluster.run("sorted", {}, input={"url": inputs, "format": "jsonl"})
+    assert request.state == "done", request.error
+    result = dict(cluster.engine.result(request))
+    assert sorted(result) == ["k0", "k1", "k2"]
+    for key, values in result.items():
+        assert values == sorted((number * 7919) % 101 for number in range(300)
+                                if f"k{number % 3}" == key)
+
+
+def test_an_output_holding_a_committed_result_is_refused(cluster, tmp_path):
+    inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT})
+    count_job(cluster)
+    output = {"url": str(tmp_path / "out")}
+    assert cluster.run("wordcount", {}, input={"url": inputs}, output=output).state == "done"
+    with pytest.raises(ValidationError, match="already holds a committed result"):
+        cluster.engine.submit(cluster.workflow, "wordcount", {}, blocking=True,
+                              input={"url": inputs}, output=output)
+
+
+def test_input_and_arguments_together_are_refused(cluster, tmp_path):
+    count_job(cluster)
+    with pytest.raises(ValidationError, match="not both"):
+        cluster.engine.submit(cluster.workflow, "wordcount", {"a": "b"}, blocking=True,
+                              input={"url": str(tmp_path)})
+
+
+def test_an_input_that_names_no_file_fails_the_request_with_input_error(cluster, tmp_path):
+    count_job(cluster)
+    request = cluster.run("wordcount", {}, input={"url": str(tmp_path / "nothing-here")})
+    assert request.state == "failed"
+    assert request.error["type"] == "InputError"
+    assert "nothing-here" in request.error["message"]
+
+
+def test_a_result_above_the_inline_limit_fails_and_points_at_the_file_writer(cluster, tmp_path):
+    inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT})
+    count_job(cluster, partitions=2)
+    cluster.engine.settings = cluster.engine.settings.with_overrides(inline_result_max_bytes=50)
+    request = cluster.run("wordcount", {}, input={"url": inputs})
+    assert request.state == "failed"
+    assert request.error["type"] == "ResultTooLarge"
+    assert "MR_INLINE_RESULT_MAX_BYTES" in request.error["message"]
+    assert '"output"' in request.error["message"]
+
+
+def test_a_mapper_over_a_split_that_branches_fails_clearly(cluster, tmp_path):
+    inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT})
+    cluster.handler("branches", "mapper", "yield MrConfigureToMap('count')\n"
+                                          "for pair in arguments:\n    yield pair\n")
+    cluster.handler("sum", "reducer", SUM_REDUCER)
+    cluster.step("count", "branches", "sum")
+    cluster.job("wordcount", "count")
+    request = cluster.run("wordcount", {}, input={"url": inputs})
+    assert request.state == "failed"
+    assert request.error["type"] == "HandlerProtocolError"
+    assert "MrConfigureToReturn" in request.error["message"]
+
+
+def logged_runs(log_dir, input_name: str, body: str) -> str:
+    """A handler body that logs each run under a name made of its input's first key."""
+    return f"""
+import os as _os, uuid as _uuid
+{input_name} = list({input_name})
+_name = str({input_name}[0][0]) if {input_name} else 'empty-' + _uuid.uuid4().hex
+with open(_os.path.join({str(log_dir)!r}, _name.replace('/', '_')), 'a') as _log:
+    _log.write('run\\n')
+{body}"""
+
+
+def test_redelivered_split_maps_and_partition_reduces_run_their_handlers_once(
+        cluster, tmp_path, monkeypatch):
+    log_dir = tmp_path / "runs"
+    log_dir.mkdir()
+    inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT, "b.txt": TEXT[:500]})
+    cluster.handler("lines", "mapper", logged_runs(log_dir, "arguments", LINES_MAPPER))
+    cluster.handler("sum", "reducer", logged_runs(log_dir, "results", SUM_REDUCER))
+    cluster.step("count", "lines", "sum", partitions=3)
+    cluster.job("wordcount", "count")
+    cluster.engine.settings = cluster.engine.settings.with_overrides(split_bytes=400)
+    redeliveries = redeliver_after_handling(monkeypatch, cluster)
+    request = cluster.run("wordcount", {}, input={"url": inputs})
+    assert request.state == "done", request.error
+    assert dict(cluster.engine.result(request)) == expected_counts(TEXT, TEXT[:500])
+    runs = {name: open(log_dir / name).read().count("run") for name in os.listdir(log_dir)}
+    splits = len(range(0, len(TEXT.encode()), 400)) + len(range(0, 500, 400))
+    assert len(runs) == splits + 3  # every split's mapper and every partition's reducer
+    assert set(runs.values()) == {1}, {name: count for name, count in runs.items() if count > 1}
+    assert len(redeliveries) >= splits + 3
+
+
+def test_a_crash_after_the_last_partition_commits_is_completed_by_its_redelivery(
+        cluster, tmp_path, monkeypatch):
+    inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT})
+    count_job(cluster, partitions=3)
+    tree = cluster.engine.tree
+    complete = tree._complete_partitioned
+    crashes = []
+
+    def crash_once(*args):
+        if not crashes:
+            crashes.append(args)
+            raise SimulatedCrash()
+        complete(*args)
+
+    monkeypatch.setattr(tree, "_complete_partitioned", crash_once)
+    request = cluster.run("wordcount", {}, input={"url": inputs}, timeout_s=60)
+    assert crashes, "the last partition never completed its branch"
+    assert request.state == "done", request.error
+    assert dict(cluster.engine.result(request)) == expected_counts(TEXT)
+
+
+def test_a_finished_request_leaves_no_shuffle_files(cluster, tmp_path):
+    inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT})
+    count_job(cluster, partitions=2)
+    request = cluster.run("wordcount", {}, input={"url": inputs})
+    assert request.state == "done"
+    store = cluster.engine.shuffle_store
+    prefix = f"{request.workflow}/{request.request_id}"
+    assert store.list_tree(prefix)
+    cluster.engine.release(request)
+    assert store.list_tree(prefix) == []
