@@ -1,7 +1,9 @@
 """
-Count the words of the lines of text files read by reference: a 1 per word, lower-cased.
+Count the words of the lines of text files read by reference, lower-cased.
 
-Arguments are the input split's records, ``[[file, offset], line]``, read lazily.
+Arguments are the input split's records, ``[[file, offset], line]``, read lazily. The counts
+are added up here, per split, before they are yielded (in-mapper combining): one pair per
+distinct word instead of one per occurrence, which spares the shuffle most of its work.
 
 **
 argument_spec:
@@ -12,11 +14,15 @@ argument_spec:
 handler_type: mapper
 required_capability: none
 """
+import collections
+import itertools
 import re
 
 yield MrConfigureToReturn()
 
 words = re.compile(r"\w+")
-for _position, line in arguments:
-    for word in words.findall(line.lower()):
-        yield (word, 1)
+counts = collections.Counter()
+lines = (line for _position, line in arguments)
+while batch := list(itertools.islice(lines, 1000)):  # one findall per 1000 lines: fewer calls
+    counts.update(words.findall("\n".join(batch).lower()))
+yield from counts.items()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import itertools
 import json
 import math
 import zlib
@@ -92,23 +93,53 @@ def _opened(fs, path: str, buffer_bytes: int) -> Iterator[io.BufferedIOBase]:
 def _text_pairs(fs, path: str, start: int, end: int | None,
                 buffer_bytes: int) -> Iterator[list]:
     """``[[path, offset], line]`` for the lines whose first byte lies in ``[start, end)``,
-    without their line end (``\\n`` or ``\\r\\n``)."""
+    without their line end (``\n`` or ``\r\n``).
+
+    Lines are cut from pieces of about ``buffer_bytes``, each decoded by one call: per line
+    there is then only the pair to make, which keeps a split's reading well ahead of what a
+    mapper does with its lines."""
     limit = math.inf if end is None else end
     with _opened(fs, path, buffer_bytes) as file:
         offset = _first_line_offset(file, start, buffer_bytes)
-        for line in file:
-            if offset >= limit:
+        while offset < limit:
+            piece = file.read(buffer_bytes)
+            if not piece:
                 return
-            text_bytes = line
-            if line.endswith(b"\n"):
-                text_bytes = line[:-2] if line.endswith(b"\r\n") else line[:-1]
-            try:
-                text = text_bytes.decode()
-            except UnicodeDecodeError as error:
-                raise DatasetError(f"{path}: the line at byte {offset} is not UTF-8: "
-                                   f"{error.reason} at byte {offset + error.start}") from None
-            yield [[path, offset], text]
-            offset += len(line)
+            if not piece.endswith(b"\n"):  # complete the piece's last line
+                piece += file.readline()
+            for text, size in _decoded_lines(path, offset, piece):
+                if offset >= limit:
+                    return
+                yield [[path, offset], text]
+                offset += size
+
+
+def _decoded_lines(path: str, offset: int, piece: bytes) -> Iterator[tuple[str, int]]:
+    """``(text, size in bytes)`` of each line of ``piece``, which ends with a whole line."""
+    lines = piece.split(b"\n")
+    ended = piece.endswith(b"\n")  # else the last line is the file's, without "\n"
+    if ended:
+        lines.pop()
+    sizes = [len(line) + 1 for line in lines]
+    if not ended:
+        sizes[-1] -= 1
+    try:
+        texts = piece.decode().split("\n")[:len(lines)]
+    except UnicodeDecodeError:
+        starts = itertools.accumulate(sizes, initial=offset)
+        texts = [_decoded(path, line_start, line) for line_start, line in zip(starts, lines)]
+    if b"\r\n" in piece:  # a "\r" before "\n" is part of the line end
+        texts = [text[:-1] if text.endswith("\r") and (ended or number < len(texts) - 1)
+                 else text for number, text in enumerate(texts)]
+    return zip(texts, sizes)
+
+
+def _decoded(path: str, offset: int, line: bytes) -> str:
+    try:
+        return line.decode()
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{path}: the line at byte {offset} is not UTF-8: "
+                           f"{error.reason} at byte {offset + error.start}") from None
 
 
 def _first_line_offset(file: io.BufferedIOBase, start: int, buffer_bytes: int) -> int:
