@@ -13,6 +13,7 @@ from mr.handlers.load import read_definition
 
 FAULTS = Path(__file__).parents[1] / "faults" / "workflow"
 MESSAGE_TIMEOUT_S = 2
+SPLIT_BYTES = 4096
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,8 @@ def cluster(tmp_path_factory):
     local = start_cluster(tmp_path_factory.mktemp("cluster"), [read_definition(FAULTS)],
                           workers=2, tie_to_parent=True,
                           extra_env={"MR_MESSAGE_TIMEOUT_S": str(MESSAGE_TIMEOUT_S),
-                                     "MR_EXECUTOR_PROCESSES": "2"})
+                                     "MR_EXECUTOR_PROCESSES": "2",
+                                     "MR_SPLIT_BYTES": str(SPLIT_BYTES)})
     yield local
     local.stop()
 
@@ -48,10 +50,32 @@ def test_a_raising_handler_answers_the_blocking_client_within_a_second(cluster):
 
 
 def test_a_worker_killed_mid_request_loses_nothing(cluster):
-    status, accepted = call(f"{cluster.url}/job/faults/many?blocking=false",
-                            {"arguments": {"n": 200}})
-    assert status == 202
-    time.sleep(0.8)  # 200 children of 50 ms on 2 workers x 2 executors: about 2.5 s of work
+    state = killed_mid_request(cluster, "many", {"arguments": {"n": 200}}, kill_after_s=0.8)
+    # 200 children of 50 ms on 2 workers x 2 executors: about 2.5 s of work
+    assert dict(state["result"]["pairs"]) == {"count": 200, "sum": sum(range(200))}
+
+
+def test_a_worker_killed_mid_shuffle_loses_nothing(cluster, tmp_path):
+    numbers = list(range(12000))  # 15 splits of a second each on 2 workers x 2 executors
+    (tmp_path / "numbers.txt").write_text("".join(f"{number}\n" for number in numbers))
+    output = tmp_path / "sums"
+    state = killed_mid_request(cluster, "shuffle", {
+        "input": {"url": str(tmp_path / "numbers.txt")},
+        "output": {"url": str(output), "format": "jsonl"}}, kill_after_s=1.5)
+    assert len(state["result"]["output"]["parts"]) == 3
+    sums = dict(json.loads(line) for part in sorted(output.glob("part-*"))
+                for line in part.read_text().splitlines())
+    assert sums == {residue: sum(number for number in numbers if number % 7 == residue)
+                    for residue in range(7)}
+    assert (output / "_SUCCESS").exists() and not (output / "_temporary").exists()
+
+
+def killed_mid_request(cluster, job: str, body: dict, kill_after_s: float) -> dict:
+    """The final state of a request during which a worker was SIGKILLed (and restarted)."""
+    timed_out_before = timed_out_messages(cluster)
+    status, accepted = call(f"{cluster.url}/job/faults/{job}?blocking=false", body)
+    assert status == 202, accepted
+    time.sleep(kill_after_s)
     victim = cluster.process("worker-1")
     victim.kill()
     try:
@@ -62,11 +86,11 @@ def test_a_worker_killed_mid_request_loses_nothing(cluster):
                 break
             time.sleep(0.2)
         assert state["state"] == "done", state
-        assert dict(state["result"]["pairs"]) == {"count": 200, "sum": sum(range(200))}
         # The victim died holding messages: nsqd timed them out and delivered them again.
-        assert timed_out_messages(cluster) > 0
+        assert timed_out_messages(cluster) > timed_out_before
     finally:
         victim.start()
+    return state
 
 
 def timed_out_messages(cluster) -> int:
