@@ -2,7 +2,9 @@
 import collections
 import json
 import os
+import resource
 
+import fsspec
 import pytest
 
 from mr.datasets import read_pairs
@@ -60,7 +62,6 @@ def read_output(request) -> list:
                 pairs += [[json.loads(field) for field in line.rstrip("\n").split("\t")]
                           for line in lines]
         else:
-            import fsspec
             pairs += list(read_pairs(fsspec.filesystem("file"), path, fmt))
     return pairs
 
@@ -286,3 +287,41 @@ def test_a_finished_request_leaves_no_shuffle_files(cluster, tmp_path):
     assert store.list_tree(prefix)
     cluster.engine.release(request)
     assert store.list_tree(prefix) == []
+
+
+def test_memory_is_bounded_by_configuration_not_by_the_input(request, tmp_path):
+    """One split of 60 MB of distinct lines, shuffled by line: held whole as pairs they take
+    more than the 256 MiB an executor child may use here (a sort buffer as large as the split
+    fails this test); streamed, they pass through a 4 MiB sort buffer, many runs and a merge,
+    and the worker's own memory does not move."""
+    from mr.executor import ExecutorPool
+    from tests.engine.conftest import start_cluster
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    with open(inputs / "lines.txt", "w") as lines:
+        for block in range(64):
+            lines.write("".join(f"line {block:03d} {number:07d}\n" for number in range(52000)))
+    with ExecutorPool(size=2, default_timeout_s=120, memory_limit_mb=256) as pool:
+        clusters = start_cluster(request, "embedded", pool, tmp_path)
+        cluster = next(clusters)
+        try:
+            cluster.engine.settings = cluster.engine.settings.with_overrides(
+                sort_buffer_mb=4, split_bytes=64 << 20, invocation_timeout_s=120.0)
+            cluster.handler("by_line", "mapper", "yield MrConfigureToReturn()\n"
+                                                 "for _position, line in arguments:\n"
+                                                 "    yield line, 1\n")
+            cluster.handler("sum", "reducer", SUM_REDUCER)
+            cluster.step("count", "by_line", "sum", partitions=2)
+            cluster.job("lines", "count")
+            worker_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            finished = cluster.run("lines", {}, timeout_s=300, input={"url": str(inputs)},
+                                   output={"url": str(tmp_path / "out"), "format": "mr"})
+            grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - worker_peak
+        finally:
+            next(clusters, None)
+    assert finished.state == "done", finished.error
+    fs = fsspec.filesystem("file")
+    total = sum(1 for url in finished.output_parts
+                for _ in read_pairs(fs, url.removeprefix("file://"), "mr"))
+    assert total == 64 * 52000
+    assert grown_kib < 64 * 1024, f"the worker's peak memory grew by {grown_kib} KiB"
