@@ -8,8 +8,10 @@ import fsspec
 import pytest
 
 from mr.datasets import read_pairs
+from mr.engine import results
 from mr.models import ValidationError
 from tests.engine.faults import SimulatedCrash, redeliver_after_handling
+from tests.unit.test_http_post import receiver  # noqa: F401 (a fixture)
 
 LINES_MAPPER = """
 yield MrConfigureToReturn()
@@ -325,3 +327,35 @@ def test_memory_is_bounded_by_configuration_not_by_the_input(request, tmp_path):
                 for _ in read_pairs(fs, url.removeprefix("file://"), "mr"))
     assert total == 64 * 52000
     assert grown_kib < 64 * 1024, f"the worker's peak memory grew by {grown_kib} KiB"
+
+
+@pytest.mark.parametrize("receiver", [[503]], indirect=True)
+def test_the_http_writer_posts_the_result_with_the_request_named(cluster, tmp_path, receiver,
+                                                                  monkeypatch):
+    monkeypatch.setattr(results, "HTTP_BACKOFF_S", 0.01)
+    inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT})
+    count_job(cluster, partitions=2)
+    request = cluster.run("wordcount", {}, input={"url": inputs},
+                          output={"http": receiver.url})
+    assert request.state == "done", request.error
+    assert len(receiver.received) == 2  # a 503, then the delivery
+    body, headers = receiver.received[-1]
+    posted = json.loads(body)
+    assert (posted["request_id"], posted["workflow"], posted["job"]) == (
+        request.request_id, cluster.workflow, "wordcount")
+    assert dict(posted["result"]["pairs"]) == expected_counts(TEXT)
+    assert headers["X-Mr-Request-Id"] == request.request_id
+    assert headers["X-Mr-Workflow"] == cluster.workflow and headers["X-Mr-Job"] == "wordcount"
+    assert dict(cluster.engine.result(request)) == expected_counts(TEXT)
+
+
+@pytest.mark.parametrize("receiver", [[400]], indirect=True)
+def test_a_result_the_receiver_refuses_fails_with_result_delivery_failed(cluster, receiver):
+    cluster.handler("one", "mapper", "yield MrConfigureToReturn()\nyield 'a', 1\n")
+    cluster.handler("sum", "reducer", SUM_REDUCER)
+    cluster.step("one", "one", "sum")
+    cluster.job("one", "one")
+    request = cluster.run("one", {}, output={"http": receiver.url})
+    assert request.state == "failed"
+    assert request.error["type"] == "ResultDeliveryFailed"
+    assert receiver.url in request.error["message"] and "HTTP 400" in request.error["message"]
