@@ -59,9 +59,22 @@ def test_malformed_json_is_400(client, body, fragment):
     (b'{"arguments": [["a", 1]]}', '"arguments" must be a JSON object of name -> value, got an '
                                    'array'),
     (b'{"arguments": null}', "got null"),
+    (b'{"input": "books/"}', 'input must be an object such as {"url": ...}, got str'),
+    (b'{"input": {"url": ""}}', "input.url must be a non-empty string"),
+    (b'{"input": {"url": "b", "format": "csv"}}', "input.format must be one of text, jsonl, mr"),
+    (b'{"arguments": {}, "output": {"url": "d", "fmt": 1}}', "output has unknown fields 'fmt'"),
+    (b'{"arguments": {}, "output": {"http": "ftp://h/x"}}', "output.http: a result URL must be"),
 ])
 def test_invalid_body_is_400(client, body, fragment):
     assert_error(post_job(client, body=body), 400, "InvalidBody", fragment)
+
+
+@pytest.mark.parametrize("body, fragment", [
+    (b'{"input": {"url": "nosuchprotocol://bucket/x"}}', "cannot open 'nosuchprotocol://"),
+    (b'{"arguments": {"a": 1}, "input": {"url": "/tmp"}}', "not both"),
+])
+def test_inputs_that_cannot_be_read_are_400(client, body, fragment):
+    assert_error(post_job(client, body=body), 400, "ValidationError", fragment)
 
 
 def test_arguments_msgpack_cannot_hold_are_400(client):

@@ -1,0 +1,51 @@
+"""docs/data.rst's word count over files works as written, against ``mr run``, and
+``mr demo --files`` (the README's third command) counts by reference into files."""
+import json
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.test_cluster import call
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+DATA_DOC = (REPOSITORY / "docs" / "data.rst").read_text()
+
+
+def test_the_documented_request_reads_files_and_writes_parts(tmp_path):
+    body = json.loads(re.search(r"-d '(.*?)'", DATA_DOC).group(1))
+    documented_output = body["output"]["url"]
+    body["output"]["url"] = str(tmp_path / "counts")
+    server = subprocess.Popen([sys.executable, "-m", "mr.cli.main", "run", "handlers/wordcount",
+                               "--port", "0"], cwd=REPOSITORY, stdout=subprocess.PIPE, text=True)
+    try:
+        address = next(line for line in server.stdout if "listening on" in line).split()[4]
+        status, answer = call(f"{address}/job/wordcount/wordcount_files", body)
+        again, refused = call(f"{address}/job/wordcount/wordcount_files", body)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    assert status == 200, answer
+    output = answer["result"]["output"]
+    shown = DATA_DOC[DATA_DOC.index('{"result": {"output"'):]
+    assert f'"url": "{documented_output}", "format": "jsonl"' in shown
+    assert (output["url"], output["format"]) == (body["output"]["url"], "jsonl")
+    assert [Path(part).name for part in output["parts"]] == [f"part-0000{n}" for n in range(4)]
+    counts = dict(json.loads(line) for part in sorted((tmp_path / "counts").glob("part-*"))
+                  for line in part.read_text().splitlines())
+    documents = "".join(path.read_text() for path in sorted((REPOSITORY / "docs").glob("*.rst")))
+    assert counts["partitions"] == len(re.findall(r"\bpartitions\b", documents.lower()))
+    assert (again, refused["error"]["type"]) == (400, "ValidationError")
+    assert "_SUCCESS" in refused["error"]["message"]
+
+
+def test_the_demo_counts_files_by_reference(tmp_path):
+    finished = subprocess.run([sys.executable, "-m", "mr.cli.main", "demo", "--files",
+                               str(tmp_path / "counts"), "--top", "3"], cwd=REPOSITORY,
+                              capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert "wrote 4 parts to" in finished.stdout
+    assert sorted(path.name for path in (tmp_path / "counts").iterdir()) == [
+        "_SUCCESS", "part-00000", "part-00001", "part-00002", "part-00003"]
+    assert finished.stdout.splitlines()[-1] == "mr stopped"
