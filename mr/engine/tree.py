@@ -30,6 +30,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from mr import codec
+from mr.data.base import DataError
 from mr.engine.dispatch import child_id
 from mr.engine.errors import HandlerFailure, engine_error
 from mr.engine.grouping import group_by_key, merge_groups
@@ -446,6 +447,8 @@ class Tree:
         outcome = self.engine.executor.run(
             self._task(request, invocation, handler_name, inputs, session, source=source,
                        sink=sink), timeout_s=self.engine.settings.invocation_timeout_s)
+        if not outcome.ok and outcome.error["kind"] == "data":  # the store's fault: an attempt
+            raise DataError(f"handler {handler_name!r}: {outcome.error['message']}")
         if not outcome.ok:
             raise HandlerFailure(invocation.invocation_id, {
                 **outcome.error, "handler": handler_name, "stdout": outcome.stdout,

@@ -29,18 +29,53 @@ from mr.datasets.shuffle import Spiller, merged_groups
 from mr.datasets.splits import Split
 
 
+class DataUnavailable(Exception):
+    """A source could not be read or a sink written (a store that failed, a file gone): no fault
+    of the handler's, so its invocation is retried, unlike data that is not in its format
+    (:class:`mr.datasets.DatasetError`), which fails its request."""
+
+
+class HandlerOSError(Exception):
+    """An OSError the handler raised itself while a sink took its pairs: the handler's failure,
+    not the sink's (the original is the ``__cause__``)."""
+
+
 def source_pairs(source: dict) -> Iterator[list]:
     """What the handler reads, lazily."""
     if "split" in source:
-        return Split.from_message(source["split"]).open_pairs()
-    fs = filesystem(source["root"])
-    return merged_groups(fs, source["runs"], sort_values=source.get("sort_values", False))
+        pairs = Split.from_message(source["split"]).open_pairs()
+    else:
+        pairs = merged_groups(filesystem(source["root"]), source["runs"],
+                              sort_values=source.get("sort_values", False))
+    return _read(pairs)
+
+
+def _read(pairs: Iterator[list]) -> Iterator[list]:
+    try:
+        yield from pairs
+    except OSError as error:
+        raise DataUnavailable(f"cannot read the input: {error}") from error
+
+
+def _from_handler(pairs: Iterable[list]) -> Iterator[list]:
+    try:
+        yield from pairs
+    except OSError as error:
+        raise HandlerOSError(error) from error
 
 
 def write_to_sink(sink: dict, pairs: Iterable[list],
                   combine: Callable[[list], Iterable[list]] | None) -> dict[str, Any]:
     """Write ``pairs`` where ``sink`` says; what was written. ``combine``: the map-side
     combiner of a spill (None: values are only grouped)."""
+    try:
+        return _write(sink, _from_handler(pairs), combine)
+    except OSError as error:
+        raise DataUnavailable(f"cannot write the output: {error}") from error
+
+
+def _write(sink: dict, pairs: Iterator[list],
+           combine: Callable[[list], Iterable[list]] | None) -> dict[str, Any]:
     if "spill" in sink:
         spill = sink["spill"]
         spiller = Spiller(filesystem(spill["root"]), spill["prefix"], spill["partitions"],

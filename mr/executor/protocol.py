@@ -87,7 +87,8 @@ class Outcome:
     ``{"kind": "return"}``. ``pairs``: ``[[k, v], ...]``, for combiners ``[[k, [v, ...]], ...]``.
     ``session``: the session after the run (unchanged when it failed). ``error``: None or
     ``{"type", "message", "traceback", "kind"}``, kind being ``handler``, ``scope_factory``,
-    ``timeout``, ``memory``, ``output`` or ``crashed``."""
+    ``timeout``, ``memory``, ``output``, ``crashed`` or ``data`` (a data plan's source or sink
+    failed, see mr.executor.plans)."""
     ok: bool
     directive: dict | None = None
     pairs: list = dataclasses.field(default_factory=list)

@@ -10,7 +10,7 @@ import pytest
 from mr.datasets import read_pairs
 from mr.engine import results
 from mr.models import ValidationError
-from tests.engine.faults import SimulatedCrash, redeliver_after_handling
+from tests.engine.faults import SimulatedCrash, intercept_publishes, redeliver_after_handling
 from tests.unit.test_http_post import receiver  # noqa: F401 (a fixture)
 
 LINES_MAPPER = """
@@ -359,3 +359,39 @@ def test_a_result_the_receiver_refuses_fails_with_result_delivery_failed(cluster
     assert request.state == "failed"
     assert request.error["type"] == "ResultDeliveryFailed"
     assert receiver.url in request.error["message"] and "HTTP 400" in request.error["message"]
+
+
+def test_an_input_file_that_vanishes_is_retried_then_fails_naming_it(cluster, tmp_path,
+                                                                     monkeypatch):
+    inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT})
+    count_job(cluster)
+    cluster.engine.settings = cluster.engine.settings.with_overrides(invocation_max_attempts=2)
+    vanished = []
+
+    def vanish(message):
+        if message.pair is not None and not vanished:  # a split's map: its file goes first
+            os.remove(os.path.join(inputs, "a.txt"))
+            vanished.append(message)
+        return True
+
+    intercept_publishes(monkeypatch, cluster.engine.queue, vanish)
+    request = cluster.run("wordcount", {}, input={"url": inputs})
+    assert vanished and request.state == "failed"
+    assert request.error["type"] == "DataError"
+    message = request.error["message"]
+    assert "gave up after 2 attempts; the last failed with: handler 'lines': cannot read the " \
+           "input: " in message and "a.txt" in message
+
+
+def test_an_os_error_of_the_handlers_own_fails_its_request_at_once(cluster, tmp_path):
+    inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT})
+    cluster.handler("opens", "mapper", "yield MrConfigureToReturn()\n"
+                                       "for pair in arguments:\n"
+                                       "    open('/nonexistent/mr-test-file')\n")
+    cluster.handler("sum", "reducer", SUM_REDUCER)
+    cluster.step("count", "opens", "sum")
+    cluster.job("wordcount", "count")
+    request = cluster.run("wordcount", {}, input={"url": inputs})
+    assert request.state == "failed"
+    assert (request.error["type"], request.error["kind"]) == ("FileNotFoundError", "handler")
+    assert "mr-test-file" in request.error["message"]
