@@ -3,8 +3,10 @@ import collections
 import json
 import os
 import resource
+import time
 
 import fsspec
+import gevent
 import pytest
 
 from mr.datasets import read_pairs
@@ -395,3 +397,33 @@ def test_an_os_error_of_the_handlers_own_fails_its_request_at_once(cluster, tmp_
     assert request.state == "failed"
     assert (request.error["type"], request.error["kind"]) == ("FileNotFoundError", "handler")
     assert "mr-test-file" in request.error["message"]
+
+
+def test_lost_partition_reduces_are_published_again_by_the_sweeper(cluster, tmp_path,
+                                                                    monkeypatch):
+    inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT})
+    count_job(cluster, partitions=3)
+    lost = []
+
+    def lose_partition_one(message):
+        if message.partition == 1 and not message.redelivered:
+            lost.append(message)
+            return False
+        return True
+
+    intercept_publishes(monkeypatch, cluster.engine.queue, lose_partition_one)
+    accepted = cluster.engine.submit(cluster.workflow, "wordcount", {}, blocking=False,
+                                     input={"url": inputs})
+    deadline = time.monotonic() + 20
+    while not lost and time.monotonic() < deadline:
+        gevent.sleep(0.1)
+    gevent.sleep(1)  # partitions 0 and 2 commit
+    assert lost
+    assert cluster.engine.get_request(cluster.workflow, accepted.request_id).state == "running"
+    now = time.time()
+    cluster.engine.sweeper.sweep(now)
+    report = cluster.engine.sweeper.sweep(now + cluster.engine.settings.request_stall_s + 1)
+    assert (report.redriven, report.published) == (1, 1)
+    finished = cluster.engine.wait(cluster.workflow, accepted.request_id, 30)
+    assert finished.state == "done", finished.error
+    assert dict(cluster.engine.result(finished)) == expected_counts(TEXT)
