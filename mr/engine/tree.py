@@ -128,7 +128,8 @@ class Tree:
         pending = [position for position in range(len(pairs))
                    if child_id(invocation.invocation_id, position) not in completed]
         if not pending:
-            partitioning = self._partitioning(request, invocation.invocation_id, invocation.step)
+            partitioning = self.shuffle.partitioning(request, invocation.invocation_id,
+                                                     invocation.step)
             if partitioning is None:
                 return [own_reduce]
             return self._partition_reduces(request, own_reduce, partitioning)
@@ -153,8 +154,8 @@ class Tree:
         if parent is not None and self.shuffle.is_split(request, parent.invocation_id):
             combiner = (None if combiner_name is None else
                         self._task(request, invocation, combiner_name, [], {}).to_message())
-            sink = self.shuffle.spill_sink(request, parent.invocation_id, self._partitioning(
-                request, parent.invocation_id, parent.step), combiner)
+            partitioning = self.shuffle.partitioning(request, parent.invocation_id, parent.step)
+            sink = self.shuffle.spill_sink(request, parent.invocation_id, partitioning, combiner)
             outcome = self._run(request, invocation, mapper_name, [], {},
                                 source={"split": pairs[0][1]}, sink=sink)
             self._complete(request, invocation, outcome.written, outcome.session)
@@ -259,9 +260,6 @@ class Tree:
 
     # Partitions
 
-    def _partitioning(self, request: Request, branch_id: str, step: str) -> Partitioning:
-        return self.shuffle.partitioning(request, branch_id, step)
-
     def _fan_out(self, request: Request, invocation: InvocationMessage,
                  partitioning: Partitioning) -> None:
         """A partitioned branch's reduce: one reduce per partition not committed yet (all of
@@ -328,7 +326,7 @@ class Tree:
             return True
         if not marker.kvs:
             return False
-        partitions = self._partitioning(request, invocation.invocation_id,
+        partitions = self.shuffle.partitioning(request, invocation.invocation_id,
                                         invocation.step).partitions
         if _completed_last(counter, name, partitions):
             self._complete_partitioned(request, invocation, self._committed_partitions(
@@ -359,7 +357,7 @@ class Tree:
         its parent's partitions, the file writer's parts, or its own partition's part."""
         parent = invocation.parent
         if parent is not None:
-            partitioning = self._partitioning(request, parent.invocation_id, parent.step)
+            partitioning = self.shuffle.partitioning(request, parent.invocation_id, parent.step)
             if partitioning is not None:
                 return self.shuffle.spill_sink(request, parent.invocation_id, partitioning)
         elif request.output is not None and "url" in request.output:
