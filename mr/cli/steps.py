@@ -27,6 +27,9 @@ def register(subparsers) -> None:
                         help="reduce the step's output by key in R partitions, in parallel")
     create.add_argument("--sort-values", action="store_true",
                         help="with --partitions: each key's values reach the reducer sorted")
+    create.add_argument("--partitioner", metavar="HANDLER",
+                        help="with --partitions: the partitioner handler that chooses each "
+                             "key's partition")
     add_json_option(create)
     create.set_defaults(run=run_create)
 
@@ -67,7 +70,7 @@ def run_create(arguments) -> int:
         workflow=arguments.workflow, name=arguments.name, description=arguments.description,
         map_handler_name=arguments.map, combine_handler_name=_combiner(arguments.combine),
         reduce_handler_name=arguments.reduce, partitions=arguments.partitions,
-        sort_values=arguments.sort_values), arguments.json)
+        sort_values=arguments.sort_values, partitioner=arguments.partitioner), arguments.json)
 
 
 def run_set_handler(arguments) -> int:

@@ -193,7 +193,8 @@ class Engine:
             data_specs={job.name: (job.input, job.output) for job in jobs},
             steps={step.name: [step.map_handler_name, step.combine_handler_name,
                                step.reduce_handler_name] for step in steps},
-            shuffles={step.name: {"partitions": step.partitions, "sort_values": step.sort_values}
+            shuffles={step.name: {"partitions": step.partitions, "sort_values": step.sort_values,
+                                  "partitioner": step.partitioner}
                       for step in steps if step.partitions is not None},
             versions={handler.name: handler.version for handler in handlers})
         self._definitions_cache[workflow] = definitions

@@ -41,6 +41,8 @@ SUCCESS_MARKER = "_SUCCESS"
 class Partitioning:
     partitions: int
     sort_values: bool
+    #: The partitioner handler's name; None: a checksum of the key's encoding.
+    partitioner: str | None = None
 
 
 class Shuffle:
@@ -56,7 +58,8 @@ class Shuffle:
             options = options or {"partitions": 1}
         if not options:
             return None
-        return Partitioning(options["partitions"], options.get("sort_values", False))
+        return Partitioning(options["partitions"], options.get("sort_values", False),
+                            options.get("partitioner"))
 
     def is_split(self, request: Request, parent_id: str | None) -> bool:
         """Whether a map invocation with this parent reads an input split."""
@@ -76,13 +79,15 @@ class Shuffle:
     # Sources and sinks of executor tasks (mr.executor.plans)
 
     def spill_sink(self, request: Request, branch_id: str, partitioning: Partitioning,
-                   combiner: dict | None = None) -> dict:
+                   combiner: dict | None, partitioner: dict | None) -> dict:
+        """``combiner``, ``partitioner``: the tasks (mr.executor.Task fields, no inputs) of the
+        map-side combiner and of the partitioner handler, or None."""
         prefix = self._fresh(request, branch_id, "runs")
         return {"spill": {"root": self.store.url, "prefix": prefix,
                           "partitions": partitioning.partitions,
                           "buffer_bytes": self.engine.settings.sort_buffer_mb << 20,
                           "sort_values": partitioning.sort_values},
-                "combiner": combiner}
+                "combiner": combiner, "partitioner": partitioner}
 
     def runs_source(self, runs: list[str], partitioning: Partitioning) -> dict:
         return {"root": self.store.url, "runs": runs, "sort_values": partitioning.sort_values}

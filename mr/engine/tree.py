@@ -152,10 +152,8 @@ class Tree:
         pairs = ([invocation.pair] if invocation.data_ref is None
                  else self.data.get_pairs(invocation.data_ref))
         if parent is not None and self.shuffle.is_split(request, parent.invocation_id):
-            combiner = (None if combiner_name is None else
-                        self._task(request, invocation, combiner_name, [], {}).to_message())
             partitioning = self.shuffle.partitioning(request, parent.invocation_id, parent.step)
-            sink = self.shuffle.spill_sink(request, parent.invocation_id, partitioning, combiner)
+            sink = self._spill_sink(request, invocation, partitioning, combiner_name)
             outcome = self._run(request, invocation, mapper_name, [], {},
                                 source={"split": pairs[0][1]}, sink=sink)
             self._complete(request, invocation, outcome.written, outcome.session)
@@ -352,6 +350,16 @@ class Tree:
             result = {"parts": [part["path"] for part in ordered]}
         self._complete(request, dataclasses.replace(invocation, partition=None), result, None)
 
+    def _spill_sink(self, request: Request, invocation: InvocationMessage,
+                    partitioning: Partitioning, combiner_name: str | None = None) -> dict:
+        """Where ``invocation``'s output goes under its partitioned parent: sorted runs, after
+        the map-side combiner if it has one, partitioned by the step's partitioner if any."""
+        def task(name: str | None) -> dict | None:
+            return None if name is None else self._task(request, invocation, name, [],
+                                                        {}).to_message()
+        return self.shuffle.spill_sink(request, invocation.parent.invocation_id, partitioning,
+                                       task(combiner_name), task(partitioning.partitioner))
+
     def _output_sink(self, request: Request, invocation: InvocationMessage) -> dict | None:
         """Where the reducer of ``invocation`` writes, when not back to the worker: the runs of
         its parent's partitions, the file writer's parts, or its own partition's part."""
@@ -359,7 +367,7 @@ class Tree:
         if parent is not None:
             partitioning = self.shuffle.partitioning(request, parent.invocation_id, parent.step)
             if partitioning is not None:
-                return self.shuffle.spill_sink(request, parent.invocation_id, partitioning)
+                return self._spill_sink(request, invocation, partitioning)
         elif request.output is not None and "url" in request.output:
             return self.shuffle.output_sink(request, invocation.partition or 0)
         if invocation.partition is not None:

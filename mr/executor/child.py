@@ -92,16 +92,33 @@ class _TaskRunner:
                 f"mapper {task.handler_name!r} yielded MrConfigureToMap first, but it maps an "
                 f"input split, whose output goes to the shuffle: it must yield "
                 f"MrConfigureToReturn()")
-        combiner = task.sink.get("combiner")
+        combiner, partitioner = task.sink.get("combiner"), task.sink.get("partitioner")
         combine = None if combiner is None else functools.partial(
             self._combine, Task(**{**combiner, "inputs": []}), session)
-        return plans.write_to_sink(task.sink, pairs, combine), directive
+        partition = None if partitioner is None else functools.partial(
+            self._partition, Task(**{**partitioner, "inputs": None}),
+            SessionAccess(partitioner["handler_name"], session.values, False))
+        return plans.write_to_sink(task.sink, pairs, combine, partition), directive
 
     def _combine(self, task: Task, session: SessionAccess, groups: list) -> list:
         """Run a map-side combiner over one buffer of groups, sharing the mapper's session."""
         task.inputs = groups
         with self._by_source_type[task.source_type].run(task, session) as result:
             return collect(result, task)[1]
+
+    def _partition(self, task: Task, session: SessionAccess, key: Any, partitions: int) -> int:
+        """The partition a partitioner handler gives ``key``: the int it returns, modulo the
+        number of partitions (as a hash would be)."""
+        if task.source_type != "python":
+            raise HandlerProtocolError(f"partitioner {task.handler_name!r} is an "
+                                       f"{task.source_type} handler; partitioners are Python")
+        task.inputs = key
+        with self._by_source_type["python"].run(task, session) as number:
+            if not isinstance(number, int) or isinstance(number, bool):
+                raise HandlerProtocolError(f"partitioner {task.handler_name!r} returned "
+                                           f"{number!r:.100} for key {key!r:.100}; it must "
+                                           f"return an int")
+        return number % partitions
 
     def encode_reply(self, task: Task, reply: dict[str, Any]) -> bytes:
         """The encoded reply, or the encoded failure that names what could not be encoded."""

@@ -13,8 +13,8 @@ Sources:
 
 Sinks:
 - ``{"spill": {"root", "prefix", "partitions", "buffer_bytes", "sort_values"},
-  "combiner": task fields or None}``: partition, combine (map-side, per buffer), sort and spill;
-  writes ``{"runs": [[path, ...] per partition]}``;
+  "combiner": task fields or None, "partitioner": task fields or None}``: partition, combine
+  (map-side, per buffer), sort and spill; writes ``{"runs": [[path, ...] per partition]}``;
 - ``{"write": {"root", "path", "format"}}``: one dataset file; writes ``{"path", "count"}``.
 """
 from __future__ import annotations
@@ -65,22 +65,24 @@ def _from_handler(pairs: Iterable[list]) -> Iterator[list]:
 
 
 def write_to_sink(sink: dict, pairs: Iterable[list],
-                  combine: Callable[[list], Iterable[list]] | None) -> dict[str, Any]:
+                  combine: Callable[[list], Iterable[list]] | None = None,
+                  partition: Callable[[Any, int], int] | None = None) -> dict[str, Any]:
     """Write ``pairs`` where ``sink`` says; what was written. ``combine``: the map-side
-    combiner of a spill (None: values are only grouped)."""
+    combiner of a spill (None: values are only grouped); ``partition``: its partitioner
+    (None: a checksum of the key)."""
     try:
-        return _write(sink, _from_handler(pairs), combine)
+        return _write(sink, _from_handler(pairs), combine, partition)
     except OSError as error:
         raise DataUnavailable(f"cannot write the output: {error}") from error
 
 
-def _write(sink: dict, pairs: Iterator[list],
-           combine: Callable[[list], Iterable[list]] | None) -> dict[str, Any]:
+def _write(sink: dict, pairs: Iterator[list], combine: Callable[[list], Iterable[list]] | None,
+           partition: Callable[[Any, int], int] | None) -> dict[str, Any]:
     if "spill" in sink:
         spill = sink["spill"]
         spiller = Spiller(filesystem(spill["root"]), spill["prefix"], spill["partitions"],
                           spill["buffer_bytes"], sort_values=spill["sort_values"],
-                          combine=combine)
+                          combine=combine, partitioner=partition)
         spiller.add_all(pairs)
         return {"runs": spiller.finish()}
     target = sink["write"]

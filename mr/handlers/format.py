@@ -141,7 +141,11 @@ def _compile_body(module: ast.Module, handler_type: str, function_name: str, fil
 def _check_generator_rules(body: list[ast.stmt], handler_type: str, filename: str) -> None:
     """A mapper yields; a handler that yields may not ``return`` a value too (it would be lost)."""
     own_nodes = list(_own_scope(body))
-    if not any(isinstance(node, (ast.Yield, ast.YieldFrom)) for node in own_nodes):
+    yields = [node.lineno for node in own_nodes if isinstance(node, (ast.Yield, ast.YieldFrom))]
+    if yields and handler_type == "partitioner":
+        raise HandlerFormatError(filename, min(yields), "a partitioner returns the partition "
+                                 "number of its key (an int); it does not yield")
+    if not yields:
         if handler_type == "mapper":
             raise HandlerFormatError(filename, 1, "a mapper must be a generator: it yields "
                                      "MrConfigureToMap(step) or MrConfigureToReturn() first, "

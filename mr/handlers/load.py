@@ -67,7 +67,8 @@ def read_definition(directory: Path) -> WorkflowDefinition:
                       combine_handler_name=_get(spec, "combiner", None),
                       reduce_handler_name=_get(spec, "reducer"),
                       partitions=_get(spec, "partitions", None),
-                      sort_values=_get(spec, "sort_values", False))
+                      sort_values=_get(spec, "sort_values", False),
+                      partitioner=_get(spec, "partitioner", None))
                  for step, spec in _mapping(manifest, "steps").items()]
         jobs = [Job(workflow=name, name=job, description=_get(spec, "description", ""),
                     initial_step_name=_get(spec, "step"),

@@ -1,4 +1,5 @@
-"""The handler: one body of mapper, combiner or reducer code, versioned by its content."""
+"""The handler: one body of mapper, combiner, reducer or partitioner code, versioned by its
+content."""
 from __future__ import annotations
 
 import hashlib
@@ -10,12 +11,13 @@ from mr.models.base import Field, WorkflowEntity, name_field
 from mr.models.errors import ValidationError
 from mr.models.names import GENERAL_CAPABILITY, normalize_capability
 
-HANDLER_TYPES = ("mapper", "combiner", "reducer")
+HANDLER_TYPES = ("mapper", "combiner", "reducer", "partitioner")
 #: ``python``: a function body (mr.handlers.format); ``exec``: any executable speaking the exec
 #: protocol (docs/handlers.rst).
 SOURCE_TYPES = ("python", "exec")
 #: The argument names each handler type is called with (JobX's protocol).
-ARGUMENT_NAMES = {"mapper": ["arguments"], "combiner": ["results"], "reducer": ["results"]}
+ARGUMENT_NAMES = {"mapper": ["arguments"], "combiner": ["results"], "reducer": ["results"],
+                  "partitioner": ["key"]}
 
 
 def _argument_spec(value: list, what: str) -> list:

@@ -12,8 +12,9 @@ HANDLER_SLOTS = {"map_handler_name": "mapper", "combine_handler_name": "combiner
 class Step(WorkflowEntity):
     kind = "step"
     is_definition = True
-    references = tuple(Reference(slot, Handler, {"handler_type": handler_type})
-                       for slot, handler_type in HANDLER_SLOTS.items())
+    references = (*(Reference(slot, Handler, {"handler_type": handler_type})
+                    for slot, handler_type in HANDLER_SLOTS.items()),
+                  Reference("partitioner", Handler, {"handler_type": "partitioner"}))
 
     name = name_field()
     description = Field(str)
@@ -25,10 +26,13 @@ class Step(WorkflowEntity):
     partitions = Field(int, optional=True, check=positive)
     #: With partitions: each key's values reach the reducer sorted.
     sort_values = Field(bool, default=False)
+    #: With partitions: the handler that chooses a key's partition (None: a checksum of the key).
+    partitioner = name_field(optional=True)
 
     def check(self) -> None:
-        if self.sort_values and self.partitions is None:
-            raise ValueError("sort_values needs partitions: values are sorted by the shuffle")
+        for option in ("sort_values", "partitioner"):
+            if getattr(self, option) and self.partitions is None:
+                raise ValueError(f"{option} needs partitions: it is an option of the shuffle")
         named = [(slot, getattr(self, slot)) for slot in HANDLER_SLOTS if getattr(self, slot)]
         for index, (slot, handler) in enumerate(named):
             for other_slot, other_handler in named[index + 1:]:

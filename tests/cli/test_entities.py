@@ -83,6 +83,14 @@ def test_steps_and_jobs(mr, wordcount):
     assert [s["name"] for s in mr.json("step", "list", wordcount)] == [
         "again", "count", "count_files", "count_node", "split"]
     assert "again\tcount_map\t-\tadder\tCount again." in mr.ok("step", "list", wordcount)
+    shuffled = mr.json("step", "create", wordcount, "shuffled", "By partitions.", "count_map",
+                       "", "adder", "--partitions", "3", "--sort-values", "--json")
+    assert (shuffled["partitions"], shuffled["sort_values"], shuffled["partitioner"]) == (
+        3, True, None)
+    assert mr.fails("step", "create", wordcount, "unsorted", "No partitions.", "count_map", "",
+                    "adder", "--partitioner", "adder") == (
+        "step 'unsorted': partitioner needs partitions: it is an option of the shuffle")
+    mr.ok("step", "delete", wordcount, "shuffled")
 
     mr.ok(wordcount, "recount", "Count again.", "again", script="mr_kv_job_create")
     job = mr.json("job", "get", wordcount, "recount")

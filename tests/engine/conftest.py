@@ -20,7 +20,8 @@ from mr.worker.worker import Worker
 from tests.conftest import TEST_MESSAGE_TIMEOUT_S, etcd_client
 from tests.engine.faults import InterleavingKV
 
-ARGUMENT_NAMES = {"mapper": "arguments", "combiner": "results", "reducer": "results"}
+ARGUMENT_NAMES = {"mapper": "arguments", "combiner": "results", "reducer": "results",
+                  "partitioner": "key"}
 
 
 @pytest.fixture(scope="session")

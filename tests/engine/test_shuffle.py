@@ -12,6 +12,7 @@ import pytest
 from mr.datasets import read_pairs
 from mr.engine import results
 from mr.models import ValidationError
+from mr.models.errors import InvalidReferenceError
 from tests.engine.faults import SimulatedCrash, intercept_publishes, redeliver_after_handling
 from tests.unit.test_http_post import receiver  # noqa: F401 (a fixture)
 
@@ -427,3 +428,43 @@ def test_lost_partition_reduces_are_published_again_by_the_sweeper(cluster, tmp_
     finished = cluster.engine.wait(cluster.workflow, accepted.request_id, 30)
     assert finished.state == "done", finished.error
     assert dict(cluster.engine.result(finished)) == expected_counts(TEXT)
+
+
+def test_a_partitioner_handler_chooses_each_keys_partition(cluster, tmp_path):
+    inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT})
+    cluster.handler("lines", "mapper", LINES_MAPPER)
+    cluster.handler("sum", "reducer", SUM_REDUCER)
+    cluster.handler("by_letter", "partitioner", "return 0 if key < 'm' else 3\n")
+    cluster.step("count", "lines", "sum", partitions=2, partitioner="by_letter")
+    cluster.job("wordcount", "count")
+    request = cluster.run("wordcount", {}, input={"url": inputs},
+                          output={"url": str(tmp_path / "out"), "format": "jsonl"})
+    assert request.state == "done", request.error
+    first, second = ([json.loads(line)[0] for line in open(url.removeprefix("file://"))]
+                     for url in request.output_parts)
+    assert first and all(word < "m" for word in first)
+    assert second and all(word >= "m" for word in second)  # 3 modulo 2 partitions
+    assert sorted(first + second) == sorted(expected_counts(TEXT))
+
+
+def test_a_partitioner_that_returns_no_int_fails_clearly(cluster, tmp_path):
+    inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT})
+    cluster.handler("lines", "mapper", LINES_MAPPER)
+    cluster.handler("sum", "reducer", SUM_REDUCER)
+    cluster.handler("wrong", "partitioner", "return str(key)\n")
+    cluster.step("count", "lines", "sum", partitions=2, partitioner="wrong")
+    cluster.job("wordcount", "count")
+    request = cluster.run("wordcount", {}, input={"url": inputs})
+    assert request.state == "failed"
+    assert request.error["type"] == "HandlerProtocolError"
+    assert "partitioner 'wrong' returned" in request.error["message"]
+
+
+def test_a_partitioner_needs_partitions_and_a_partitioner_handler(cluster):
+    cluster.handler("lines", "mapper", LINES_MAPPER)
+    cluster.handler("sum", "reducer", SUM_REDUCER)
+    with pytest.raises(ValidationError, match="partitioner needs partitions"):
+        cluster.step("count", "lines", "sum", partitioner="sum")
+    with pytest.raises(InvalidReferenceError, match="whose handler_type is 'reducer', not "
+                                                    "'partitioner'"):
+        cluster.step("count", "lines", "sum", partitions=2, partitioner="sum")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mr.handlers.format import compile_handler, parse_handler_source
 from tests.integration.test_cluster import call
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -49,3 +50,13 @@ def test_the_demo_counts_files_by_reference(tmp_path):
     assert sorted(path.name for path in (tmp_path / "counts").iterdir()) == [
         "_SUCCESS", "part-00000", "part-00001", "part-00002", "part-00003"]
     assert finished.stdout.splitlines()[-1] == "mr stopped"
+
+
+def test_the_documented_partitioner_is_a_valid_partitioner():
+    block = DATA_DOC[DATA_DOC.index("For example, words before"):]
+    block = block[block.index("::\n\n") + 4:block.index("\nIt runs in the executor child")]
+    text = "\n".join(line[4:] for line in block.splitlines()) + "\n"
+    source = parse_handler_source(text, "by_letter.py")
+    assert (source.handler_type, source.argument_spec) == ("partitioner", [["key", None]])
+    partition = compile_handler(source.source_code, "partitioner", "by_letter")
+    assert (partition("apple"), partition("mango"), partition("zebra")) == (0, 1, 1)

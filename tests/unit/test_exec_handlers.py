@@ -39,7 +39,7 @@ def test_a_shell_header_with_json_metadata():
                                 "of // -- # ; %"),
     ("#!/bin/sh\n# Only a description.\necho hi\n", 2, "the header comment has no '**' line"),
     (exec_source("mapper", "").replace("handler_type: mapper", "handler_type: mapr"), 5,
-     "handler_type must be one of mapper, combiner, reducer, got 'mapr'"),
+     "handler_type must be one of mapper, combiner, reducer, partitioner, got 'mapr'"),
     (exec_source("mapper", "").replace("# required_capability: none\n", "required: x\n"), 3,
      "missing metadata key 'required_capability'"),
 ])

@@ -101,7 +101,7 @@ def test_example_handlers_are_valid(path):
     (edited(MAPPER, "required_capability: none\n", ""), 4,
      "missing metadata key 'required_capability'"),
     (edited(MAPPER, "handler_type: mapper", "handler_type: mapr"), 9,
-     "handler_type must be one of mapper, combiner, reducer, got 'mapr'"),
+     "handler_type must be one of mapper, combiner, reducer, partitioner, got 'mapr'"),
     (edited(MAPPER, "name: arguments", "name: results"), 5,
      "a mapper's argument_spec must name exactly ['arguments'], got ['results']"),
     (edited(MAPPER, "    -\n        name: arguments\n        type: list\n", "  arguments\n"), 5,
@@ -115,6 +115,9 @@ def test_example_handlers_are_valid(path):
     (MAPPER + "await something\n", 15, "'await' outside async function"),
     (MAPPER + "return arguments\n", 15, "'return <value>' in a handler that yields"),
     (MAPPER[:MAPPER.index("yield")] + "print(arguments)\n", 1, "a mapper must be a generator"),
+    (edited(edited(MAPPER, "handler_type: mapper", "handler_type: partitioner"),
+            "name: arguments", "name: key"), 12,
+     "a partitioner returns the partition number of its key (an int); it does not yield"),
 ])
 def test_format_errors_say_file_line_and_reason(text, line, reason):
     with pytest.raises(HandlerFormatError) as caught:
