@@ -325,7 +325,7 @@ class Tree:
         if not marker.kvs:
             return False
         partitions = self.shuffle.partitioning(request, invocation.invocation_id,
-                                        invocation.step).partitions
+                                               invocation.step).partitions
         if _completed_last(counter, name, partitions):
             self._complete_partitioned(request, invocation, self._committed_partitions(
                 request, invocation.invocation_id))
