@@ -142,9 +142,10 @@ class Settings:
         "(compressed files and ``mr`` datasets are one split whatever their size). See "
         "``docs/data.rst`` for the measurement behind the default.")
     sort_buffer_mb: int = _setting(
-        64, "MR_SORT_BUFFER_MB", _parse_positive_int,
+        16, "MR_SORT_BUFFER_MB", _parse_positive_int,
         "How much map output (encoded) an executor child holds before it sorts it and spills "
-        "it as runs to the shuffle store. Keep it well under MR_EXECUTOR_MEMORY_MB.")
+        "it as runs to the shuffle store. The Python objects of small pairs take up to about 15 "
+        "times their encoded size: keep 15 times this well under MR_EXECUTOR_MEMORY_MB.")
     inline_result_max_bytes: int = _setting(
         64 << 20, "MR_INLINE_RESULT_MAX_BYTES", _parse_positive_int,
         "The largest result (encoded) kept for the client (the inline writer) or posted by the "
