@@ -115,27 +115,30 @@ class RunningMr:
 
 
 @contextlib.contextmanager
-def running_mr(mode: str) -> Iterator[RunningMr]:
+def running_mr(mode: str, definition: Path = DEFINITION,
+               env: dict[str, str] | None = None) -> Iterator[RunningMr]:
     """Embedded: ``mr run`` in a process of its own, so that its event loop is not the client's.
     Distributed: etcd, nsqd, two ``mr worker`` processes and the gunicorn front end. Everything
-    lives in a temporary directory, is tied to this process and is stopped on the way out."""
+    lives in a temporary directory, is tied to this process and is stopped on the way out.
+    ``definition``: the workflow served; ``env``: settings added to the benchmarks' own."""
+    env = {**SERVER_ENV, **(env or {})}
     with tempfile.TemporaryDirectory(prefix=f"mr-benchmark-{mode}-") as directory:
         if mode == "embedded":
             port = devservers.free_port()
             url = f"http://{devservers.LOOPBACK}:{port}"
             server = devservers.ServerProcess(
-                "mr-run", [sys.executable, "-m", "mr.cli.main", "run", str(DEFINITION),
+                "mr-run", [sys.executable, "-m", "mr.cli.main", "run", str(definition),
                            "--port", str(port)],
                 Path(directory), {"http": url}, f"{url}/health", tie_to_parent=True,
-                env=SERVER_ENV).start()
+                env=env).start()
             try:
-                yield RunningMr(mode, url, {"mr run": server.pid}, dict(SERVER_ENV))
+                yield RunningMr(mode, url, {"mr run": server.pid}, dict(env))
             finally:
                 server.stop()
         else:
-            cluster = start_cluster(Path(directory), [read_definition(DEFINITION)],
+            cluster = start_cluster(Path(directory), [read_definition(definition)],
                                     workers=DISTRIBUTED_WORKERS, tie_to_parent=True,
-                                    extra_env=SERVER_ENV)
+                                    extra_env=env)
             try:
                 yield RunningMr(mode, cluster.url, {process.name: process.pid
                                                     for process in cluster.processes},

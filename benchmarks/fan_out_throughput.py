@@ -13,7 +13,6 @@ from mr.engine.messages import MAP, Ancestor, InvocationMessage
 from mr.queue.base import Queue
 from mr.queue.memory import MemoryQueue
 from mr.queue.nsq import NsqQueue
-from mr.settings import Settings
 
 TITLE = "P2: throughput of one request with 10,000 and with 100,000 children"
 DESCRIPTION = """\
