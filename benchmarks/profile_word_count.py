@@ -1,6 +1,6 @@
 """Where an executor child's time goes in the word count of P3: one split mapped as a child maps
-it (its records read, ``lines_map``, ``sum_combine`` at each spill, the partitioned runs
-written), then one partition of its runs reduced (the merge, ``sum_reduce``, the jsonl writer),
+it (its records read, ``lines_map``, the step's combiner if it has one at each spill, the
+partitioned runs written), then one partition of its runs reduced (the merge, ``sum_reduce``, the jsonl writer),
 each run once as it is and once more under cProfile, in this process.
 
 Usage: ``python -m benchmarks.profile_word_count [--split-mib 64] [--top 25]``. The split is the
@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "partitions": step.partitions,
                                 "buffer_bytes": Settings().sort_buffer_mb << 20,
                                 "sort_values": False},
-                      "combiner": task(step.combine_handler_name).to_message()}))
+                      "combiner": (task(step.combine_handler_name).to_message()
+                                   if step.combine_handler_name else None)}))
 
         def reduce_partition(runs: list[str], attempt: int) -> dict:
             return runner.run_task(task(

@@ -5,12 +5,13 @@ A low layer: it knows fsspec filesystems and mr.codec's encoding, nothing of the
 function streams; none reads a whole file or keeps more than a bounded buffer.
 """
 from mr.datasets.formats import (FORMATS, MAGIC, OUTPUT_FORMATS, DatasetError, DatasetWriter,
-                                 open_writer, read_pairs)
+                                 InputUnavailable, OutputUnavailable, open_writer, read_pairs)
 from mr.datasets.shuffle import Spiller, merged_groups, partition_of, sort_key
 from mr.datasets.splits import Split, list_files, plan_splits
 
 __all__ = [
-    "FORMATS", "MAGIC", "OUTPUT_FORMATS", "DatasetError", "DatasetWriter", "open_writer",
+    "FORMATS", "MAGIC", "OUTPUT_FORMATS", "DatasetError", "DatasetWriter", "InputUnavailable",
+    "OutputUnavailable", "open_writer",
     "read_pairs", "Spiller", "merged_groups", "partition_of", "sort_key", "Split", "list_files",
     "plan_splits",
 ]

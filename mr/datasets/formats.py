@@ -73,13 +73,62 @@ def read_pairs(fs, path: str, fmt: str, start: int = 0, end: int | None = None, 
     return _READERS[fmt](fs, path, start, end, buffer_bytes)
 
 
+class InputUnavailable(Exception):
+    """A file could not be opened or read: its store failed or it went away. Not an OSError, so
+    that whoever reads through a handler (which may raise OSErrors of its own) can tell the
+    two apart; reading again may work, unlike a DatasetError."""
+
+
+class OutputUnavailable(Exception):
+    """A file could not be written, as InputUnavailable for reading."""
+
+
+def guarded(unavailable: type[Exception], what: str, operation: Callable, *args, **kwargs):
+    """``operation(*args, **kwargs)``, its OSError raised as ``unavailable`` naming ``what``."""
+    try:
+        return operation(*args, **kwargs)
+    except OSError as error:
+        raise unavailable(f"cannot {what}: {error}") from error
+
+
+class _Guarded(io.RawIOBase):
+    """A file whose failures are InputUnavailable, naming it: checked per buffer refill, not per
+    record."""
+
+    def __init__(self, fs, path: str, buffer_bytes: int):
+        self._path = path
+        self._file = self._guard(fs.open, path, "rb", block_size=buffer_bytes)
+
+    def _guard(self, operation, *args, **kwargs):
+        return guarded(InputUnavailable, f"read {self._path}", operation, *args, **kwargs)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        return self._guard(self._file.readinto, buffer)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._guard(self._file.seek, offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+        super().close()
+
+
 @contextlib.contextmanager
 def _opened(fs, path: str, buffer_bytes: int) -> Iterator[io.BufferedIOBase]:
     """The file's (uncompressed) bytes through one buffer. fsspec's own files of remote stores
     find a line by reading a whole block per call; a BufferedReader over them reads each byte
-    once."""
-    raw = fs.open(path, "rb", block_size=buffer_bytes)
-    with io.BufferedReader(raw, buffer_bytes) as file:
+    once. Failures to open or read are InputUnavailable."""
+    with io.BufferedReader(_Guarded(fs, path, buffer_bytes), buffer_bytes) as file:
         if not path.endswith(".gz"):
             yield file
             return
@@ -107,6 +156,16 @@ def _text_pairs(fs, path: str, start: int, end: int | None,
                 return
             if not piece.endswith(b"\n"):  # complete the piece's last line
                 piece += file.readline()
+            if piece.isascii() and b"\r" not in piece:  # most text: a line's size is its length
+                texts = piece.decode("ascii").split("\n")
+                if piece.endswith(b"\n"):
+                    texts.pop()
+                for text in texts:
+                    if offset >= limit:
+                        return
+                    yield [[path, offset], text]
+                    offset += len(text) + 1  # past the end of a last line without "\n": no matter
+                continue
             for text, size in _decoded_lines(path, offset, piece):
                 if offset >= limit:
                     return
@@ -235,7 +294,7 @@ class DatasetWriter:
         self._encode = pair_encoder() if fmt == "mr" else _json_encoder(path, _JSON_LINES[fmt])
         self._pending = bytearray(MAGIC if fmt == "mr" else b"")  # records' bytes, no objects
         self._closed = False
-        self._file = fs.open(path, "wb")
+        self._file = guarded(OutputUnavailable, f"write {path}", fs.open, path, "wb")
 
     def write(self, key: Any, value: Any) -> None:
         self._pending += self._encode(key, value)
@@ -254,7 +313,7 @@ class DatasetWriter:
         try:
             self._flush()
         finally:
-            self._file.close()
+            guarded(OutputUnavailable, f"write {self.path}", self._file.close)
 
     def __enter__(self) -> DatasetWriter:
         return self
@@ -263,7 +322,7 @@ class DatasetWriter:
         self.close()
 
     def _flush(self) -> None:
-        self._file.write(self._pending)
+        guarded(OutputUnavailable, f"write {self.path}", self._file.write, self._pending)
         self._pending = bytearray()
 
 

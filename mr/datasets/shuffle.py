@@ -16,21 +16,27 @@ import operator
 import zlib
 from typing import Any, Callable, Iterable, Iterator
 
+import msgpack
+
 from mr import codec
-from mr.datasets.formats import DatasetError, open_writer, pair_encoder, read_pairs
+from mr.datasets.formats import (DatasetError, OutputUnavailable, guarded, open_writer,
+                                 pair_encoder, read_pairs)
 
 #: Read buffer of one run while merging: a partition may have hundreds of runs. With msgpack's
 #: unpacker (about 40 KiB of its own), a run being merged holds about 80 KiB.
 MERGE_BUFFER_BYTES = 16 * 1024
 
 Group = list  # [key, [value, ...]]
+#: mr.codec's encoding of small values, without its checks: keys reach the partitioner only
+#: after their pair was encoded (Spiller.add), so they are encodable.
+_pack = msgpack.Packer(use_bin_type=True).pack
 _FIRST = operator.itemgetter(0)
 
 
 def partition_of(key: Any, partitions: int) -> int:
     """The partition of ``key``: a checksum of its encoding, the same in every process and
     Python run (``hash()`` of a str is salted per process)."""
-    return zlib.crc32(codec.encode(key)) % partitions
+    return zlib.crc32(_pack(key)) % partitions
 
 
 def sort_key(key: Any) -> tuple:
@@ -122,8 +128,14 @@ class Spiller:
             self._spill()
 
     def add_all(self, pairs: Iterable[Any]) -> None:
+        """As ``add`` for each pair, in one loop: a spill runs per few hundred thousand pairs,
+        so the call per pair is what costs."""
+        encoded, limit = self._encoded, self._buffer_bytes
         for key, value in pairs:
-            self.add(key, value)
+            self._buffered += len(encoded(key, value))
+            self._buffer.add(key, value)
+            if self._buffered >= limit:
+                self._spill()
 
     def finish(self) -> list[list[str]]:
         """Spill what is left; ``runs[partition]`` lists that partition's runs in spill order."""
@@ -145,7 +157,8 @@ class Spiller:
             by_partition.setdefault(self._partition(group[0]), []).append(group)
         del buffer
         if self._spills == 0:
-            self._fs.makedirs(self._prefix, exist_ok=True)
+            guarded(OutputUnavailable, f"write {self._prefix}", self._fs.makedirs, self._prefix,
+                    exist_ok=True)
         for partition in sorted(by_partition):
             groups = by_partition.pop(partition)
             groups.sort(key=_group_order)

@@ -17,6 +17,7 @@ from typing import Any
 
 from mr import codec
 from mr.executor.capture import redirected_output
+from mr.datasets import InputUnavailable, OutputUnavailable
 from mr.executor import plans
 from mr.executor.collect import collect, stream
 from mr.executor.exec_processor import ExecProcessor
@@ -70,12 +71,8 @@ class _TaskRunner:
             self._reserve.release()
             return _failed(task, memory_error(task.handler_name, self.memory_limit_mb,
                                               _user_traceback(error, task)))
-        except plans.DataUnavailable as error:
+        except (InputUnavailable, OutputUnavailable) as error:  # the store's, not the handler's
             return _failed(task, handler_error("data", type(error).__name__, str(error)))
-        except plans.HandlerOSError as error:
-            return _failed(task, handler_error("handler", type(error.__cause__).__name__,
-                                               str(error.__cause__),
-                                               _user_traceback(error.__cause__, task)))
         except BaseException as error:  # SystemExit too: a handler's sys.exit() fails it
             kind = "scope_factory" if isinstance(error, ScopeFactoryError) else "handler"
             return _failed(task, handler_error(kind, type(error).__name__, str(error),

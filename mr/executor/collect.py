@@ -42,7 +42,7 @@ def _mapper_stream(result: Iterable, task: Task) -> tuple[dict, Iterator[list]]:
         raise HandlerProtocolError(f"mapper {task.handler_name!r} yielded {first!r:.200} first; "
                                    f"its first item must be MrConfigureToMap(step) or "
                                    f"MrConfigureToReturn()")
-    return directive, (_pair(item, number, task) for number, item in enumerate(items, 2))
+    return directive, _checked(items, 2, task)
 
 
 def _pairs_stream(result: Any, task: Task) -> Iterator[list]:
@@ -51,16 +51,22 @@ def _pairs_stream(result: Any, task: Task) -> Iterator[list]:
         raise HandlerProtocolError(f"{task.handler_type} {task.handler_name!r} returned "
                                    f"{result!r:.200}; it must yield (key, value) pairs or "
                                    f"return an iterable of them")
-    pairs = (_pair(item, number, task) for number, item in enumerate(result, 1))
+    pairs = _checked(result, 1, task)
     if task.handler_type == "combiner":
         return ([key, _values(values, key, task)] for key, values in pairs)
     return pairs
-def _pair(item: Any, number: int, task: Task) -> list:
-    if not (isinstance(item, (tuple, list)) and len(item) == 2):
-        raise HandlerProtocolError(f"{task.handler_type} {task.handler_name!r} produced "
-                                   f"{item!r:.200} (a {type(item).__name__}) as item {number}; "
-                                   f"every item must be a (key, value) pair")
-    return list(item)
+
+
+def _checked(items: Iterable, first_number: int, task: Task) -> Iterator[list | tuple]:
+    """The items, each checked to be a pair (not copied: every consumer unpacks or encodes
+    it); ``first_number``: the number of the first in the handler's output, for errors."""
+    for number, item in enumerate(items, first_number):
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise HandlerProtocolError(
+                f"{task.handler_type} {task.handler_name!r} produced {item!r:.200} (a "
+                f"{type(item).__name__}) as item {number}; every item must be a (key, value) "
+                f"pair")
+        yield item
 
 
 def _values(values: Any, key: Any, task: Task) -> list:

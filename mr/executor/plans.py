@@ -24,44 +24,18 @@ from typing import Any, Callable, Iterable, Iterator
 
 import fsspec
 
-from mr.datasets.formats import open_writer
+from mr.datasets.formats import OutputUnavailable, guarded, open_writer
 from mr.datasets.shuffle import Spiller, merged_groups
 from mr.datasets.splits import Split
 
 
-class DataUnavailable(Exception):
-    """A source could not be read or a sink written (a store that failed, a file gone): no fault
-    of the handler's, so its invocation is retried, unlike data that is not in its format
-    (:class:`mr.datasets.DatasetError`), which fails its request."""
-
-
-class HandlerOSError(Exception):
-    """An OSError the handler raised itself while a sink took its pairs: the handler's failure,
-    not the sink's (the original is the ``__cause__``)."""
-
-
 def source_pairs(source: dict) -> Iterator[list]:
-    """What the handler reads, lazily."""
+    """What the handler reads, lazily; a file that cannot be read raises
+    :class:`mr.datasets.InputUnavailable` through the handler."""
     if "split" in source:
-        pairs = Split.from_message(source["split"]).open_pairs()
-    else:
-        pairs = merged_groups(filesystem(source["root"]), source["runs"],
-                              sort_values=source.get("sort_values", False))
-    return _read(pairs)
-
-
-def _read(pairs: Iterator[list]) -> Iterator[list]:
-    try:
-        yield from pairs
-    except OSError as error:
-        raise DataUnavailable(f"cannot read the input: {error}") from error
-
-
-def _from_handler(pairs: Iterable[list]) -> Iterator[list]:
-    try:
-        yield from pairs
-    except OSError as error:
-        raise HandlerOSError(error) from error
+        return Split.from_message(source["split"]).open_pairs()
+    return merged_groups(filesystem(source["root"]), source["runs"],
+                         sort_values=source.get("sort_values", False))
 
 
 def write_to_sink(sink: dict, pairs: Iterable[list],
@@ -69,15 +43,8 @@ def write_to_sink(sink: dict, pairs: Iterable[list],
                   partition: Callable[[Any, int], int] | None = None) -> dict[str, Any]:
     """Write ``pairs`` where ``sink`` says; what was written. ``combine``: the map-side
     combiner of a spill (None: values are only grouped); ``partition``: its partitioner
-    (None: a checksum of the key)."""
-    try:
-        return _write(sink, _from_handler(pairs), combine, partition)
-    except OSError as error:
-        raise DataUnavailable(f"cannot write the output: {error}") from error
-
-
-def _write(sink: dict, pairs: Iterator[list], combine: Callable[[list], Iterable[list]] | None,
-           partition: Callable[[Any, int], int] | None) -> dict[str, Any]:
+    (None: a checksum of the key). A file that cannot be written raises
+    :class:`mr.datasets.OutputUnavailable`."""
     if "spill" in sink:
         spill = sink["spill"]
         spiller = Spiller(filesystem(spill["root"]), spill["prefix"], spill["partitions"],
@@ -87,7 +54,8 @@ def _write(sink: dict, pairs: Iterator[list], combine: Callable[[list], Iterable
         return {"runs": spiller.finish()}
     target = sink["write"]
     fs = filesystem(target["root"])
-    fs.makedirs(posixpath.dirname(target["path"]), exist_ok=True)
+    guarded(OutputUnavailable, f"write {target['path']}", fs.makedirs,
+            posixpath.dirname(target["path"]), exist_ok=True)
     with open_writer(fs, target["path"], target["format"]) as writer:
         writer.write_all(pairs)
     return {"path": target["path"], "count": writer.count}
