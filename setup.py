@@ -33,7 +33,11 @@ setup(
         "urllib3>=2.0",
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        # S3 and S3-compatible object stores in s3:// URLs (MR_DATA_STORE_URL, inputs, outputs);
+        # a botocore this recent reads an S3-compatible endpoint from AWS_ENDPOINT_URL_S3.
+        "s3": ["s3fs>=2024.2", "botocore>=1.34"],
+        # moto's standalone S3 server: a real S3 API on loopback for the object store tests.
+        "test": ["pytest>=8", "moto[server]>=5.2"],
     },
     entry_points={
         "console_scripts": [

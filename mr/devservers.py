@@ -1,10 +1,11 @@
-"""Local etcd, nsqd and nsqlookupd processes for development, the dev cluster and the tests.
+"""Local etcd, nsqd, nsqlookupd and S3 (moto) processes for development, the dev cluster and
+the tests.
 
 Each server runs in its own data directory, bound to 127.0.0.1, with a pid file there that names
 exactly the process that was started; stopping goes by that pid (checked against the process's
 command line, so a recycled pid is never signalled), never by process name. The binaries come from
 ``scripts/install-servers``: etcd from Debian's etcd-server, nsqd and nsqlookupd built into
-``$MR_TOOLS_DIR/bin`` (default ``~/.cache/mr/bin``).
+``$MR_TOOLS_DIR/bin`` (default ``~/.cache/mr/bin``); moto's S3 server from the test extra.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -270,6 +272,51 @@ def nsqlookupd(data_dir: Path, tcp_port: int = 0, http_port: int = 0,
     return ServerProcess("nsqlookupd", argv, Path(data_dir),
                          {"tcp": f"{LOOPBACK}:{tcp_port}", "http": f"{LOOPBACK}:{http_port}"},
                          f"http://{LOOPBACK}:{http_port}/ping", tie_to_parent=tie_to_parent)
+
+
+@dataclasses.dataclass
+class S3Server(ServerProcess):
+    """moto's standalone server: the S3 API on loopback, with one bucket. It keeps every object
+    in memory, so its data goes with the process, and it takes any credentials (botocore needs
+    some to sign with)."""
+    bucket: str = "mr-data"
+    access_key: str = "mr-test"
+    secret_key: str = "mr-test-secret"
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.addresses["s3"]
+
+    @property
+    def client_env(self) -> dict[str, str]:
+        """The environment that points every botocore-based client (s3fs) at this server."""
+        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+                "AWS_ENDPOINT_URL_S3": self.endpoint_url}
+
+    def start(self) -> "S3Server":
+        super().start()
+        self._create_bucket()
+        return self
+
+    def _create_bucket(self) -> None:
+        """An unsigned PUT of the bucket's path: moto checks no signature."""
+        request = urllib.request.Request(f"{self.endpoint_url}/{self.bucket}", method="PUT")
+        try:
+            urllib.request.urlopen(request, timeout=READY_TIMEOUT_S).close()
+        except OSError as error:
+            self.stop()
+            raise ServerError(f"cannot create bucket {self.bucket!r} in {self.name}: {error}; "
+                              f"log {self.log_file}:\n{self._log_tail()}") from error
+
+
+def s3_server(data_dir: Path, bucket: str = "mr-data", tie_to_parent: bool = False) -> S3Server:
+    """``python -m moto.server`` (from the test extra) on a free port of 127.0.0.1, ready once
+    it lists its buckets. Clients use ``client_env``."""
+    port = free_port()
+    endpoint = f"http://{LOOPBACK}:{port}"
+    argv = [sys.executable, "-m", "moto.server", "--host", LOOPBACK, "--port", str(port)]
+    return S3Server("moto", argv, Path(data_dir), {"s3": endpoint}, f"{endpoint}/",
+                    tie_to_parent=tie_to_parent, bucket=bucket)
 
 
 def nsqd_timeouts(settings: Settings) -> dict[str, float]:

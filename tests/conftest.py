@@ -1,16 +1,19 @@
 """Fixtures shared by every test: real servers on loopback, and each backend of each interface.
 
-The session starts one private etcd and one private nsqd on free ports (stopped by pid at the
-end, and tied to this process so that they die with it). Tests that restart or kill a server
-start their own. ``kv`` and ``queue`` are parametrized over both implementations, so every
-contract test runs against the embedded backend and the real server.
+The session starts one private etcd and one private nsqd on free ports, and an S3 server once a
+test asks for a bucket (stopped by pid at the end, and tied to this process so that they die with
+it). Tests that restart or kill a server start their own. ``kv`` and ``queue`` are parametrized
+over both implementations, so every contract test runs against the embedded backend and the real
+server.
 """
 from gevent import monkey
 
 if not monkey.is_module_patched("socket"):  # scripts/test patches before pytest starts
     monkey.patch_all()
 
+import shutil  # noqa: E402
 import uuid  # noqa: E402
+from typing import NamedTuple  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -44,6 +47,30 @@ def nsqd_server(tmp_path_factory):
             Settings.load({}).with_overrides(message_timeout_s=TEST_MESSAGE_TIMEOUT_S))).start()
     yield server
     server.stop()
+
+
+class S3Bucket(NamedTuple):
+    #: ``s3://bucket/prefix``: a prefix of this session's own.
+    url: str
+    #: s3fs's options for the same server and identity (what the environment already says).
+    storage_options: dict
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(tmp_path_factory):
+    """A bucket on a private S3 server (moto), started on first use. The server's endpoint
+    and credentials are put in this process's environment (``AWS_*``), as a deployment gives
+    them to every mr process, so that ``FsspecDataStore(url)`` needs nothing else."""
+    data_dir = tmp_path_factory.mktemp("s3")
+    server = devservers.s3_server(data_dir, tie_to_parent=True).start()
+    with pytest.MonkeyPatch.context() as environment:
+        for name, value in server.client_env.items():
+            environment.setenv(name, value)
+        yield S3Bucket(f"s3://{server.bucket}/test-{uuid.uuid4().hex[:12]}",
+                       {"endpoint_url": server.endpoint_url, "key": server.access_key,
+                        "secret": server.secret_key})
+    server.stop()
+    shutil.rmtree(data_dir)
 
 
 def etcd_client(server: devservers.ServerProcess, **options) -> EtcdKV:

@@ -23,6 +23,8 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.spec import AbstractFileSystem
 
+# fsspec's async filesystems (s3fs) need their loop on a native thread under gevent.
+from mr import fsspec_loop  # noqa: F401
 from mr.cli.errors import UserError
 from mr.datasets.formats import FORMATS, MAGIC, DatasetError, read_pairs
 from mr.datasets.splits import list_files

@@ -12,6 +12,8 @@ import uuid
 import fsspec
 from fsspec.spec import AbstractFileSystem
 
+# fsspec's async filesystems (s3fs) need their loop on a native thread under gevent.
+from mr import fsspec_loop  # noqa: F401
 from mr.data.base import DataError, DataNotFoundError, DataStore, check_path
 
 #: What a missing object looks like on a directory tree: nothing there, a directory there, or a
@@ -106,10 +108,12 @@ class FsspecDataStore(DataStore):
         try:
             if not self._fs.isdir(top):
                 return []
-            found = self._fs.find(top)
+            found = self._fs.find(top, detail=True)
         except OSError as error:
             raise DataError(f"cannot list {prefix!r} in {self.url!r}: {error}") from error
-        relative = (path[len(self._root) + 1:] for path in found)
+        # Files only: an object store may list a prefix whose objects were removed as an entry.
+        relative = (path[len(self._root) + 1:] for path, info in found.items()
+                    if info["type"] == "file")
         return sorted(path for path in relative if "/." not in f"/{path}")
 
     def _full(self, path: str) -> str:

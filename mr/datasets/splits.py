@@ -13,6 +13,8 @@ from typing import Iterator
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+# fsspec's async filesystems (s3fs) need their loop on a native thread under gevent.
+from mr import fsspec_loop  # noqa: F401
 from mr.datasets.formats import DatasetError, read_pairs, require_format, splittable
 
 _GLOB = re.compile(r"[*?\[]")

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 
 import fsspec
 
+# fsspec's async filesystems (s3fs) need their loop on a native thread under gevent.
+from mr import fsspec_loop  # noqa: F401
 from mr import offload
 from mr.data.base import DataError
 from mr.datasets import DatasetError, plan_splits, read_pairs

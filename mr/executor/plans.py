@@ -24,6 +24,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import fsspec
 
+# fsspec's async filesystems (s3fs) need their loop on a native thread under gevent.
+from mr import fsspec_loop  # noqa: F401
 from mr.datasets.formats import OutputUnavailable, guarded, open_writer
 from mr.datasets.shuffle import Spiller, merged_groups
 from mr.datasets.splits import Split

@@ -16,6 +16,8 @@ from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.spec import AbstractFileSystem
 
+# fsspec's async filesystems (s3fs) need their loop on a native thread under gevent.
+from mr import fsspec_loop  # noqa: F401
 from mr.fs.base import PathOutsideRootError, SharedFilesystem, Stat
 from mr.models.names import check_workflow_name
 

@@ -1,5 +1,6 @@
-"""The data store contract: every test runs against the embedded store, a local directory and
-fsspec's in-memory filesystem (a URL backend without a native rename)."""
+"""The data store contract: every test runs against the embedded store, a local directory,
+fsspec's in-memory filesystem (a URL backend without a native rename) and a bucket of a real S3
+server through s3fs (objects only: no directories, no rename)."""
 import time
 import uuid
 
@@ -17,18 +18,31 @@ from mr.settings import Settings
 _real_sleep = gevent.monkey.get_original("time", "sleep")
 
 
-@pytest.fixture(params=["memory", "directory", "memory-url"])
+@pytest.fixture(params=["memory", "directory", "memory-url", "s3"])
 def store(request, tmp_path):
     if request.param == "memory":
         data_store = MemoryDataStore()
     elif request.param == "directory":
         data_store = FsspecDataStore(str(tmp_path / "data"))
     else:
-        root = f"memory://mr-test-{uuid.uuid4().hex}"
+        root, filesystem = _url_root(request)
         data_store = FsspecDataStore(root)
-        request.addfinalizer(lambda: fsspec.filesystem("memory").rm(root, recursive=True))
+        request.addfinalizer(lambda: _remove(filesystem, root))
     yield data_store
     data_store.close()
+
+
+def _url_root(request) -> tuple[str, fsspec.AbstractFileSystem]:
+    """A root URL of this test's own for a URL store, and the filesystem it is on."""
+    if request.param == "memory-url":
+        return f"memory://mr-test-{uuid.uuid4().hex}", fsspec.filesystem("memory")
+    bucket = request.getfixturevalue("s3_bucket")
+    return f"{bucket.url}/{uuid.uuid4().hex}", fsspec.filesystem("s3", **bucket.storage_options)
+
+
+def _remove(filesystem: fsspec.AbstractFileSystem, root: str) -> None:
+    if filesystem.exists(root):  # an object store has nothing there once the objects are gone
+        filesystem.rm(root, recursive=True)
 
 
 @pytest.mark.parametrize("value", [bytes(range(256)) * 4, b"", b"\0\r\n\xff"],
