@@ -164,7 +164,7 @@ class InProcessMr:
             raise BenchmarkError(f"request {request.request_id} of {job} did not finish: "
                                  f"{finished and (finished.state, finished.error)}")
         pairs = self.engine.result(finished)
-        self.engine.cleaner.remove(WORKFLOW, request.request_id)
+        self.engine.release(finished)
         return pairs
 
 

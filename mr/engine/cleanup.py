@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 #: Cleanup entries read per pass.
 CLEANUP_BATCH = 100
+#: The value of the cleanup entry of a request that may have left files in the shuffle store.
+SHUFFLED = b"shuffle"
 
 
 class Cleaner:
@@ -41,15 +43,24 @@ class Cleaner:
         due_ms = int((request.finished_at + retention) * 1000)
         return f"{self.keys.cleanups()}{due_ms:015d}/{request.workflow}/{request.request_id}"
 
+    @staticmethod
+    def cleanup_value(request: Request) -> bytes:
+        """What a request's cleanup entry holds: whether it may have left files in the shuffle
+        store (which, when it is not the data store, costs a listing to clean)."""
+        return SHUFFLED if request.input is not None or request.shuffles else b""
+
     def release(self, request: Request) -> None:
         """Remove a finished request now: its result was delivered."""
         if self.engine.settings.do_cleanup_requests:
-            self.remove(request.workflow, request.request_id, self.cleanup_key(request))
+            self.remove(request.workflow, request.request_id, self.cleanup_key(request),
+                        shuffled=bool(self.cleanup_value(request)))
 
-    def remove(self, workflow: str, request_id: str, cleanup_key: str | None = None) -> None:
+    def remove(self, workflow: str, request_id: str, cleanup_key: str | None = None,
+               shuffled: bool = True) -> None:
         """Remove everything a request left: its data, its run state, its record. Removing
-        what is already gone is no error, so two removals of one request both succeed."""
-        for store in self.engine.stores:
+        what is already gone is no error, so two removals of one request both succeed.
+        ``shuffled``: it may have left files in the shuffle store too."""
+        for store in self.engine.stores if shuffled else [self.engine.data]:
             store.delete_tree(f"{workflow}/{request_id}")
         operations = [Delete(self.keys.entity(Request.kind, workflow, request_id)),
                       Delete(self.keys.run(workflow, request_id), prefix=True)]
@@ -61,7 +72,7 @@ class Cleaner:
         """Remove the finished requests whose retention has passed; returns how many."""
         now = time.time()
         removed = 0
-        listing = self.kv.range(self.keys.cleanups(), prefix=True, limit=limit, keys_only=True)
+        listing = self.kv.range(self.keys.cleanups(), prefix=True, limit=limit)
         entries = listing.kvs
         if not listing.more:  # every entry is listed: forget the retries of those now gone
             listed = {entry.key for entry in entries}
@@ -74,7 +85,7 @@ class Cleaner:
             if retry_at > now:
                 continue
             try:
-                self.remove(workflow, request_id, entry.key)
+                self.remove(workflow, request_id, entry.key, shuffled=entry.value == SHUFFLED)
             except Exception as error:  # noqa: BLE001 — one bad entry must not stop the rest
                 self._retries[entry.key] = (failures + 1, now + min(2 ** failures, 300))
                 log.warning("cannot remove request %s of %s yet (%s: %s); retrying later",

@@ -266,7 +266,8 @@ class Engine:
         finished = request.replace(state=state, finished_at=time.time(), **changes)
         operations = [Put(self.request_key(request), finished.encode()), *writes]
         if self.settings.do_cleanup_requests:
-            operations.append(Put(self.cleaner.cleanup_key(finished), b""))
+            operations.append(Put(self.cleaner.cleanup_key(finished),
+                                  self.cleaner.cleanup_value(finished)))
         return self.kv.txn([self.running(request)], operations).succeeded
 
     def request_key(self, request: Request) -> str:

@@ -468,3 +468,19 @@ def test_a_partitioner_needs_partitions_and_a_partitioner_handler(cluster):
     with pytest.raises(InvalidReferenceError, match="whose handler_type is 'reducer', not "
                                                     "'partitioner'"):
         cluster.step("count", "lines", "sum", partitions=2, partitioner="sum")
+
+
+def test_a_request_due_for_removal_leaves_no_shuffle_files(cluster, tmp_path):
+    inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT})
+    count_job(cluster, partitions=2)
+    cluster.engine.settings = cluster.engine.settings.with_overrides(result_retention_s=0.0)
+    request = cluster.run("wordcount", {}, input={"url": inputs})
+    assert request.state == "done"
+    store = cluster.engine.shuffle_store
+    prefix = f"{request.workflow}/{request.request_id}"
+    assert store.list_tree(prefix)
+    deadline = time.monotonic() + 10
+    while store.list_tree(prefix) and time.monotonic() < deadline:
+        cluster.engine.cleaner.remove_due()
+        gevent.sleep(0.05)
+    assert store.list_tree(prefix) == []
