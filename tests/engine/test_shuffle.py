@@ -46,13 +46,17 @@ def expected_counts(*texts: str) -> collections.Counter:
     return collections.Counter(word for text in texts for word in text.lower().split())
 
 
-def count_job(cluster, partitions=None, combiner=True, **job_options):
+def count_job(cluster, partitions=None, combiner=True, partitioner=None, **job_options):
+    """The job ``wordcount`` of step ``count``; ``partitioner``: the body of its partitioner."""
     cluster.handler("lines", "mapper", LINES_MAPPER)
     cluster.handler("sum", "reducer", SUM_REDUCER)
     if combiner:
         cluster.handler("sum_combine", "combiner", SUM_COMBINER)
-    cluster.step("count", "lines", "sum", "sum_combine" if combiner else None,
-                 **({"partitions": partitions} if partitions else {}))
+    options = {"partitions": partitions} if partitions else {}
+    if partitioner:
+        cluster.handler("partition", "partitioner", partitioner)
+        options["partitioner"] = "partition"
+    cluster.step("count", "lines", "sum", "sum_combine" if combiner else None, **options)
     cluster.job("wordcount", "count", **job_options)
 
 
@@ -432,11 +436,7 @@ def test_lost_partition_reduces_are_published_again_by_the_sweeper(cluster, tmp_
 
 def test_a_partitioner_handler_chooses_each_keys_partition(cluster, tmp_path):
     inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT})
-    cluster.handler("lines", "mapper", LINES_MAPPER)
-    cluster.handler("sum", "reducer", SUM_REDUCER)
-    cluster.handler("by_letter", "partitioner", "return 0 if key < 'm' else 3\n")
-    cluster.step("count", "lines", "sum", partitions=2, partitioner="by_letter")
-    cluster.job("wordcount", "count")
+    count_job(cluster, partitions=2, partitioner="return 0 if key < 'm' else 3\n")
     request = cluster.run("wordcount", {}, input={"url": inputs},
                           output={"url": str(tmp_path / "out"), "format": "jsonl"})
     assert request.state == "done", request.error
@@ -449,15 +449,11 @@ def test_a_partitioner_handler_chooses_each_keys_partition(cluster, tmp_path):
 
 def test_a_partitioner_that_returns_no_int_fails_clearly(cluster, tmp_path):
     inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT})
-    cluster.handler("lines", "mapper", LINES_MAPPER)
-    cluster.handler("sum", "reducer", SUM_REDUCER)
-    cluster.handler("wrong", "partitioner", "return str(key)\n")
-    cluster.step("count", "lines", "sum", partitions=2, partitioner="wrong")
-    cluster.job("wordcount", "count")
+    count_job(cluster, partitions=2, partitioner="return str(key)\n")
     request = cluster.run("wordcount", {}, input={"url": inputs})
     assert request.state == "failed"
     assert request.error["type"] == "HandlerProtocolError"
-    assert "partitioner 'wrong' returned" in request.error["message"]
+    assert "partitioner 'partition' returned" in request.error["message"]
 
 
 def test_a_partitioner_needs_partitions_and_a_partitioner_handler(cluster):
