@@ -43,15 +43,14 @@ class Results:
             parts = self.engine.shuffle.commit_output(request, result["parts"])
             self.engine.finish(request, "done", output_parts=parts, writes=writes)
             return
-        pairs = (result if isinstance(result, list)
-                 else self.engine.shuffle.read_parts(result["parts"]))
+        pairs = result
+        if isinstance(result, dict):  # parts, measured before they are read: they may be huge
+            size = self.engine.shuffle.parts_size(result["parts"])
+            if self._too_large(request, root_id, size):
+                return
+            pairs = self.engine.shuffle.read_parts(result["parts"])
         encoded = codec.encode(pairs)
-        limit = self.engine.settings.inline_result_max_bytes
-        if len(encoded) > limit:
-            self._fail(request, root_id, "ResultTooLarge",
-                       f"the result takes {len(encoded)} bytes encoded, more than the "
-                       f"{limit} (MR_INLINE_RESULT_MAX_BYTES) a request keeps for its client or "
-                       f"posts; write it to files instead: \"output\": {{\"url\": ...}}")
+        if self._too_large(request, root_id, len(encoded)):
             return
         if "http" in output:
             try:
@@ -73,6 +72,16 @@ class Results:
         post_result(url, body, {"X-Mr-Request-Id": request.request_id,
                                 "X-Mr-Workflow": request.workflow, "X-Mr-Job": request.job_name},
                     attempts=HTTP_ATTEMPTS, backoff_s=HTTP_BACKOFF_S, timeout_s=HTTP_TIMEOUT_S)
+
+    def _too_large(self, request: Request, root_id: str, size: int) -> bool:
+        """Fail the request if its result of ``size`` bytes is over the inline limit."""
+        limit = self.engine.settings.inline_result_max_bytes
+        if size > limit:
+            self._fail(request, root_id, "ResultTooLarge",
+                       f"the result takes {size} bytes encoded, more than the {limit} "
+                       f"(MR_INLINE_RESULT_MAX_BYTES) a request keeps for its client or posts; "
+                       f"write it to files instead: \"output\": {{\"url\": ...}}")
+        return size > limit
 
     def _fail(self, request: Request, root_id: str, error_type: str, message: str) -> None:
         self.engine.finish(request, "failed", failed_invocation_id=root_id,

@@ -113,6 +113,11 @@ class Shuffle:
 
     # Results
 
+    def parts_size(self, parts: list[str]) -> int:
+        """How many bytes a partitioned branch's parts take: about their pairs' encoding."""
+        fs = self.store.fs
+        return offload.run(lambda: sum(fs.size(part) for part in parts))
+
     def read_parts(self, parts: list[str]) -> list[list]:
         """The pairs of a partitioned branch's parts, partition by partition."""
         fs = self.store.fs

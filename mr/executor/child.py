@@ -98,8 +98,9 @@ class _TaskRunner:
         return plans.write_to_sink(task.sink, pairs, combine, partition), directive
 
     def _combine(self, task: Task, session: SessionAccess, groups: list) -> list:
-        """Run a map-side combiner over one buffer of groups, sharing the mapper's session."""
-        task.inputs = groups
+        """Run a map-side combiner over one buffer, sharing the mapper's session. A combiner
+        gets what it gets in the tree, the mapper's ``[k, v]`` pairs (here in key order)."""
+        task.inputs = [[key, value] for key, values in groups for value in values]
         with self._by_source_type[task.source_type].run(task, session) as result:
             return collect(result, task)[1]
 

@@ -27,8 +27,11 @@ for key, values in results:
     yield key, sum(values)
 """
 SUM_COMBINER = """
-for key, values in results:
-    yield key, [sum(values)]
+totals = {}
+for key, value in results:
+    totals[key] = totals.get(key, 0) + value
+for key, total in totals.items():
+    yield key, [total]
 """
 #: Lines of several lengths, multi-byte characters, a line without its newline at the end.
 TEXT = ("the cat sat on the mat\nThe dog ate the cat\n\nmat\r\nÉté à la plage, été\n" * 40
@@ -209,12 +212,18 @@ def test_an_input_that_names_no_file_fails_the_request_with_input_error(cluster,
     assert "nothing-here" in request.error["message"]
 
 
-def test_a_result_above_the_inline_limit_fails_and_points_at_the_file_writer(cluster, tmp_path):
+@pytest.mark.parametrize("by_reference", [True, False], ids=["parts", "pairs"])
+def test_a_result_above_the_inline_limit_fails_and_points_at_the_file_writer(
+        cluster, tmp_path, by_reference):
     inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT})
     count_job(cluster, partitions=2)
     cluster.engine.settings = cluster.engine.settings.with_overrides(inline_result_max_bytes=50)
-    request = cluster.run("wordcount", {}, input={"url": inputs})
-    assert request.state == "failed"
+    if by_reference:
+        request = cluster.run("wordcount", {}, input={"url": inputs})
+    else:
+        request = cluster.run("wordcount", {"a": TEXT})
+    assert request.state == "failed", request.error
+    assert request.error["type"] == "ResultTooLarge", request.error
     assert request.error["type"] == "ResultTooLarge"
     assert "MR_INLINE_RESULT_MAX_BYTES" in request.error["message"]
     assert '"output"' in request.error["message"]
