@@ -9,9 +9,10 @@ import fsspec
 import gevent
 import pytest
 
+from mr.data.base import DataError
 from mr.datasets import read_pairs
 from mr.engine import results
-from mr.models import ValidationError
+from mr.models import Request, ValidationError
 from mr.models.errors import InvalidReferenceError
 from tests.engine.faults import SimulatedCrash, intercept_publishes, redeliver_after_handling
 from tests.unit.test_http_post import receiver  # noqa: F401 (a fixture)
@@ -489,3 +490,26 @@ def test_a_request_due_for_removal_leaves_no_shuffle_files(cluster, tmp_path):
         cluster.engine.cleaner.remove_due()
         gevent.sleep(0.05)
     assert store.list_tree(prefix) == []
+
+
+def test_committing_an_output_again_leaves_it_whole_and_a_lost_part_is_an_error(cluster,
+                                                                                tmp_path):
+    """What a redelivered completion of the root does to the file writer's output."""
+    output = tmp_path / "out"
+    request = Request(workflow=cluster.workflow, job_name="j", root_invocation_id="a" * 32,
+                      blocking=True, output={"url": str(output), "format": "jsonl"})
+    shuffle = cluster.engine.shuffle
+    parts = []
+    for partition in range(2):
+        write = shuffle.output_sink(request, partition)["write"]
+        os.makedirs(os.path.dirname(write["path"]))
+        with open(write["path"], "w") as part:
+            part.write(f'["k{partition}", {partition}]\n')
+        parts.append(write["path"])
+    urls = shuffle.commit_output(request, parts)
+    assert shuffle.commit_output(request, parts) == urls  # again: the parts are in place
+    assert sorted(os.listdir(output)) == ["_SUCCESS", "part-00000", "part-00001"]
+    assert (output / "part-00001").read_text() == '["k1", 1]\n'
+    os.remove(output / "part-00001")
+    with pytest.raises(DataError, match="part .* of the output is gone"):
+        shuffle.commit_output(request, parts)
