@@ -201,11 +201,14 @@ def test_a_redelivered_branch_publishes_only_the_children_that_have_not_complete
         return {(message.kind, message.invocation_id) for message in published
                 if message.redelivered}
 
+    def maps_published() -> int:  # the children publish the root's reduce meanwhile
+        return sum(1 for message in published if message.kind == MAP)
+
     assert deliver_again(cluster, root).responses == ["finish"]
     assert len(lost) == 3 and published_again() == {(MAP, child) for child in lost}
-    count = len(published)
+    count = maps_published()
     assert deliver_again(cluster, root).responses == ["finish"]
-    assert len(published) == count, "a further delivery published again"
+    assert maps_published() == count, "a further delivery published again"
     finished = wait_done(cluster, accepted.request_id)
     assert dict(cluster.engine.result(finished)) == expected(6)
     assert_ran_once_each(run_log, 6)
