@@ -65,7 +65,7 @@ class Definitions:
     jobs: dict[str, str]  # job -> initial step
     deadlines: dict[str, float | None]  # job -> its deadline_s, None for the default
     steps: dict[str, list]  # step -> [map, combine or None, reduce]
-    shuffles: dict[str, dict]  # step with partitions -> {"partitions", "sort_values"}
+    shuffles: dict[str, dict]  # step with partitions -> its partitions, sort_values, partitioner
     data_specs: dict[str, tuple[dict | None, dict | None]]  # job -> its default input, output
     versions: dict[str, str]  # handler -> version
 

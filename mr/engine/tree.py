@@ -292,22 +292,11 @@ class Tree:
                             self._stored_session(request, invocation.invocation_id),
                             source=self.shuffle.runs_source(runs, partitioning),
                             sink=self._output_sink(request, invocation))
-        branch = _partitions_id(invocation.invocation_id)
-        marker = self._marker_key(request, branch, _partition_name(invocation.partition))
-        counter = self._counter_key(request, branch)
-        committed = self.kv.txn(
-            [self._running(request), Compare(marker, "version", "==", 0)],
-            [Put(marker, codec.encode(outcome.written)),
-             Put(counter, _partition_name(invocation.partition).encode(), prev_kv=True)],
-            [Get(self.engine.request_key(request)), Get(counter)])
-        if committed.succeeded:
-            previous = committed.responses[-1].prev_kv
-            last = (previous.version if previous else 0) + 1 == partitioning.partitions
-        else:  # a duplicate: its first delivery may have died before completing the branch
-            last = _still_running(committed.responses[0]) and _completed_last(
-                committed.responses[1], _partition_name(invocation.partition),
-                partitioning.partitions)
-        if last:
+        _, last = self._count_completion(
+            request, _partitions_id(invocation.invocation_id),
+            _partition_name(invocation.partition), codec.encode(outcome.written),
+            partitioning.partitions)
+        if last:  # a duplicate too: its first delivery may have died before completing it
             self._complete_partitioned(request, invocation, self._committed_partitions(
                 request, invocation.invocation_id))
 
@@ -395,22 +384,30 @@ class Tree:
                 reduced = codec.encode({"ref": self.dispatch.put_pairs(
                     request.workflow, request.request_id, invocation.invocation_id, "reduced",
                     result)})
-        marker = self._marker_key(request, parent.invocation_id, invocation.invocation_id)
-        counter = self._counter_key(request, parent.invocation_id)
+        committed, last = self._count_completion(
+            request, parent.invocation_id, invocation.invocation_id, reduced, parent.children,
+            session_writes)
+        if last:  # a redelivery of the last child too: its first delivery committed and may
+            # have died before publishing the parent's reduce (a duplicate reduce is harmless)
+            self._publish_parent_reduce(request, invocation, redelivered=not committed)
+
+    def _count_completion(self, request: Request, parent_id: str, child: str, value: bytes,
+                          total: int, writes: list = ()) -> tuple[bool, bool]:
+        """Commit ``child``'s completion marker under ``parent_id`` if absent, with ``writes``,
+        and count it on the parent's counter. Returns whether this call committed it, and
+        whether that completion was the ``total``-th: for a duplicate, whether its first
+        delivery's was (it may have died before acting on it)."""
+        marker = self._marker_key(request, parent_id, child)
+        counter = self._counter_key(request, parent_id)
         committed = self.kv.txn(
             [self._running(request), Compare(marker, "version", "==", 0)],
-            [Put(marker, reduced), *session_writes,
-             Put(counter, invocation.invocation_id.encode(), prev_kv=True)],
+            [Put(marker, value), *writes, Put(counter, child.encode(), prev_kv=True)],
             [Get(self.engine.request_key(request)), Get(counter)])
         if committed.succeeded:
             previous = committed.responses[-1].prev_kv
-            if (previous.version if previous else 0) + 1 == parent.children:
-                self._publish_parent_reduce(request, invocation, redelivered=False)
-        elif _still_running(committed.responses[0]) and _completed_last(
-                committed.responses[1], invocation.invocation_id, parent.children):
-            # A redelivery of the last child: its first delivery committed and may have died
-            # before publishing the parent's reduce (a duplicate reduce is harmless).
-            self._publish_parent_reduce(request, invocation, redelivered=True)
+            return True, (previous.version if previous else 0) + 1 == total
+        return False, _still_running(committed.responses[0]) and _completed_last(
+            committed.responses[1], child, total)
 
     def _publish_parent_reduce(self, request: Request, invocation: InvocationMessage,
                                redelivered: bool) -> None:
