@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from mr.datasets.formats import FORMATS, OUTPUT_FORMATS
 from mr.results.http_post import check_result_url
-
-INPUT_FORMATS = ("text", "jsonl", "mr")
-OUTPUT_FORMATS = ("jsonl", "tsv", "mr")
 
 
 def check_input(spec: Any, what: str = "input") -> dict:
     """``spec`` with its defaults filled in, or ValueError naming what is wrong."""
     url = _url(spec, what, ("url", "format"))
-    return {"url": url, "format": _format(spec, what, INPUT_FORMATS, "text")}
+    return {"url": url, "format": _format(spec, what, FORMATS, "text")}
 
 
 def check_output(spec: Any, what: str = "output") -> dict:
