@@ -15,7 +15,6 @@ import os
 import posixpath
 import shutil
 import sys
-import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -26,6 +25,7 @@ from fsspec.spec import AbstractFileSystem
 # fsspec's async filesystems (s3fs) need their loop on a native thread under gevent.
 from mr import fsspec_loop  # noqa: F401
 from mr.cli.errors import UserError
+from mr.data.fsspec_store import published
 from mr.datasets.formats import FORMATS, MAGIC, DatasetError, read_pairs
 from mr.datasets.splits import list_files
 from mr.settings import Settings
@@ -146,11 +146,10 @@ def run_put(arguments) -> int:
         if not arguments.force:
             raise UserError(f"dataset {arguments.name!r} exists: --force replaces it")
         datasets.fs.rm(target, recursive=True)
-    publish_by_rename = _can_rename(datasets.fs)
     copied = 0
     for local, relative in sources:
         destination = posixpath.join(target, relative) if relative else target
-        copied += _copy(local, datasets.fs, destination, publish_by_rename)
+        copied += _copy(local, datasets.fs, destination)
     print(f"copied {len(sources)} file(s), {copied} bytes, to {DATASETS_DIR}/"
           f"{datasets.relative(target)}", file=sys.stderr)
     print(datasets.url(target))
@@ -172,27 +171,13 @@ def _local_files(local: Path) -> list[tuple[Path, str]]:
     return files
 
 
-def _can_rename(fs: AbstractFileSystem) -> bool:
-    """Whether ``fs`` has a native move (a rename). fsspec's generic move is a copy, no more
-    atomic than writing in place, so on such stores files are written in place."""
-    return type(fs).mv is not AbstractFileSystem.mv
-
-
-def _copy(local: Path, fs: AbstractFileSystem, target: str, publish_by_rename: bool) -> int:
-    """Stream ``local`` to ``target``, under a hidden name first when it can be renamed; the
-    number of bytes copied."""
-    parent, name = posixpath.split(target)
-    fs.makedirs(parent, exist_ok=True)
-    written = f"{parent}/.{name}.{uuid.uuid4().hex}.partial" if publish_by_rename else target
-    try:
-        with open(local, "rb") as source, fs.open(written, "wb") as destination:
-            shutil.copyfileobj(source, destination, COPY_BUFFER_BYTES)
-        if publish_by_rename:
-            fs.mv(written, target)
-    except BaseException:
-        if fs.exists(written):
-            fs.rm(written)
-        raise
+def _copy(local: Path, fs: AbstractFileSystem, target: str) -> int:
+    """Stream ``local`` to ``target``, published whole where the store can rename; the number of
+    bytes copied."""
+    fs.makedirs(posixpath.dirname(target), exist_ok=True)
+    with published(fs, target) as written, open(local, "rb") as source, \
+            fs.open(written, "wb") as destination:
+        shutil.copyfileobj(source, destination, COPY_BUFFER_BYTES)
     return os.path.getsize(local)
 
 

@@ -6,8 +6,10 @@ fsspec implementation of their protocol installed.
 """
 from __future__ import annotations
 
+import contextlib
 import posixpath
 import uuid
+from typing import Iterator
 
 import fsspec
 from fsspec.spec import AbstractFileSystem
@@ -19,6 +21,33 @@ from mr.data.base import DataError, DataNotFoundError, DataStore, check_path
 #: What a missing object looks like on a directory tree: nothing there, a directory there, or a
 #: file where a parent directory would be.
 _NOT_FOUND = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
+
+
+def can_rename(fs: AbstractFileSystem) -> bool:
+    """Whether ``fs`` has a native move (a rename), which lets a write go aside and be published
+    whole. Without one, fsspec's move is a copy, no more atomic than writing in place."""
+    return type(fs).mv is not AbstractFileSystem.mv
+
+
+@contextlib.contextmanager
+def published(fs: AbstractFileSystem, target: str) -> Iterator[str]:
+    """The path to write ``target``'s content to: where ``fs`` can rename, a reserved name beside
+    it (a '.' name, hidden from listings), renamed into place when the block ends; elsewhere
+    ``target`` itself. What a failed block wrote is removed. Readers never see a partial file
+    where renames exist."""
+    written = target
+    if can_rename(fs):
+        parent, name = posixpath.split(target)
+        written = f"{parent}/.{name}.{uuid.uuid4().hex}.partial"
+    try:
+        yield written
+        if written != target:
+            fs.mv(written, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if fs.exists(written):
+                fs.rm(written)
+        raise
 
 
 class FsspecDataStore(DataStore):
@@ -33,9 +62,7 @@ class FsspecDataStore(DataStore):
             self._fs.makedirs(self._root, exist_ok=True)
         except (OSError, ValueError, ImportError) as error:
             raise DataError(f"cannot open data store {url!r}: {error}") from error
-        # A native move (a rename) lets a put write aside and publish whole. Without one, fsspec's
-        # move is a copy, no more atomic than writing in place; so those filesystems write in place.
-        self._publish_by_rename = type(self._fs).mv is not AbstractFileSystem.mv
+        self._publish_by_rename = can_rename(self._fs)
 
     def close(self) -> None:
         """A temporary store goes with its last user."""
@@ -56,23 +83,10 @@ class FsspecDataStore(DataStore):
         target = self._full(path)
         try:
             self._fs.makedirs(posixpath.dirname(target), exist_ok=True)
-            if self._publish_by_rename:
-                self._write_then_rename(target, data)
-            else:
-                self._fs.pipe_file(target, data)
+            with published(self._fs, target) as written:
+                self._fs.pipe_file(written, data)
         except OSError as error:
             raise DataError(f"cannot write {path!r} to {self.url!r}: {error}") from error
-
-    def _write_then_rename(self, target: str, data: bytes) -> None:
-        """Write beside ``target`` under a reserved name, then rename it into place."""
-        parent, name = posixpath.split(target)
-        partial = f"{parent}/.{name}.{uuid.uuid4().hex}.partial"
-        self._fs.pipe_file(partial, data)
-        try:
-            self._fs.mv(partial, target)
-        except OSError:
-            self._fs.rm(partial)
-            raise
 
     def _get(self, path: str) -> bytes:
         try:

@@ -10,6 +10,7 @@ import fsspec
 import pytest
 
 from mr.cli import data_command
+from mr.data.fsspec_store import can_rename
 from mr.datasets.formats import open_writer, read_pairs
 from mr.datasets.splits import list_files
 from tests.cli.conftest import REPOSITORY, Mr
@@ -227,7 +228,7 @@ def filesystem(request, tmp_path):
 
 def test_a_copy_that_fails_leaves_nothing_behind(tmp_path, monkeypatch, filesystem):
     fs, root = filesystem
-    renamed = data_command._can_rename(fs)
+    renamed = can_rename(fs)
     source = tmp_path / "book.txt"
     source.write_text(BOOK)
 
@@ -240,10 +241,10 @@ def test_a_copy_that_fails_leaves_nothing_behind(tmp_path, monkeypatch, filesyst
         raise OSError("disk full")
 
     assert renamed is (fs.protocol != "memory")
-    assert data_command._copy(source, fs, f"{root}/ok/book.txt", renamed) == len(BOOK)
+    assert data_command._copy(source, fs, f"{root}/ok/book.txt") == len(BOOK)
     monkeypatch.setattr(data_command.shutil, "copyfileobj", copy_half_then_fail)
     with pytest.raises(OSError, match="disk full"):
-        data_command._copy(source, fs, f"{root}/failed/book.txt", renamed)
+        data_command._copy(source, fs, f"{root}/failed/book.txt")
 
     assert fs.cat_file(f"{root}/ok/book.txt") == BOOK.encode()
     assert fs.find(f"{root}/failed") == []
