@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def map_split(attempt: int) -> dict:
             return runner.run_task(task(
-                step.map_handler_name, source={"split": split.to_message()},
+                step.map_handler_name, source={"splits": [split.to_message()]},
                 sink={"spill": {"root": directory, "prefix": f"{directory}/runs-{attempt}",
                                 "partitions": step.partitions,
                                 "buffer_bytes": Settings().sort_buffer_mb << 20,

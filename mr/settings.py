@@ -138,9 +138,15 @@ class Settings:
         "process (removed when it stops).")
     split_bytes: int = _setting(
         64 << 20, "MR_SPLIT_BYTES", _parse_positive_int,
-        "The size of the splits an input by reference is cut into: one map invocation each "
-        "(compressed files and ``mr`` datasets are one split whatever their size). See "
-        "``docs/data.rst`` for the measurement behind the default.")
+        "The most input by reference one map invocation reads: larger files are cut into "
+        "splits, smaller ones share an invocation (compressed files and ``mr`` datasets are "
+        "one split whatever their size). See ``docs/data.rst`` for the measurement behind the "
+        "default.")
+    split_parallelism: int = _setting(
+        0, "MR_SPLIT_PARALLELISM", _parse_non_negative_int,
+        "How many map invocations an input is dealt out to at least (or a multiple of it), so "
+        "that every executor child maps a part of about equal size; 0 means the executor "
+        "children of the worker that plans the splits. Set it to the cluster's children.")
     sort_buffer_mb: int = _setting(
         16, "MR_SORT_BUFFER_MB", _parse_positive_int,
         "How much map output (encoded) an executor child holds before it sorts it and spills "

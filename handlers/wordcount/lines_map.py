@@ -1,9 +1,10 @@
 """
 Count the words of the lines of text files read by reference, lower-cased.
 
-Arguments are the input split's records, ``[[file, offset], line]``, read lazily. The counts
-are added up here, per split, before they are yielded (in-mapper combining): one pair per
-distinct word instead of one per occurrence, which spares the shuffle most of its work.
+Arguments are the records of the invocation's input splits, ``[[file, offset], line]``, read
+lazily. The counts are added up here, per invocation, before they are yielded (in-mapper
+combining): one pair per distinct word instead of one per occurrence, which spares the shuffle
+most of its work.
 
 **
 argument_spec:

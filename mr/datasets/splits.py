@@ -1,12 +1,15 @@
-"""Input files cut into splits: the unit of work of one map invocation.
+"""Input files cut into splits, and splits dealt out to map invocations.
 
 Planning reads only the files' metadata (names and sizes), never their data, so it costs the
 same for a megabyte and a terabyte. A split is a byte range of one file; which records belong
-to it is decided when it is read (see :func:`mr.datasets.formats.read_pairs`).
+to it is decided when it is read (see :func:`mr.datasets.formats.read_pairs`). A map invocation
+reads one or more splits.
 """
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import math
 import re
 from typing import Iterator
 
@@ -76,24 +79,49 @@ def list_files(url: str, storage_options: dict | None = None) -> list[tuple[str,
     return sorted((_url(fs, name), size) for name, size in files)
 
 
-def plan_splits(url: str, fmt: str, split_bytes: int,
-                storage_options: dict | None = None) -> list[Split]:
-    """Splits of about ``split_bytes`` covering every file ``url`` names (see list_files); a
-    file that cannot be read from the middle is one split, an empty file none."""
+def plan_splits(url: str, fmt: str, split_bytes: int, parallelism: int = 1,
+                storage_options: dict | None = None) -> list[list[Split]]:
+    """The inputs of the map invocations over every file ``url`` names (see list_files): each a
+    list of splits, read one after the other.
+
+    The input is cut into a multiple of ``parallelism`` parts (the executor children that will
+    map them), as few as keep every part within ``split_bytes``, and every file into ranges of
+    at most a part's size; ranges are then dealt out, largest first, to the part holding the
+    least, so parts are about equal. Small files thus share a map invocation (a directory of
+    thousands of small files is not thousands of invocations), one large file is mapped by
+    every child, and no child waits for one odd-sized split. A file that cannot be read from
+    the middle is one range (a part may then exceed ``split_bytes``), an empty file none."""
     require_format(fmt)
-    if split_bytes < 1:
-        raise DatasetError(f"split size must be at least 1 byte, not {split_bytes}")
-    splits = []
-    for file_url, size in list_files(url, storage_options):
-        if size == 0:
+    if split_bytes < 1 or parallelism < 1:
+        raise DatasetError(f"split size and parallelism must be at least 1, not {split_bytes} "
+                           f"and {parallelism}")
+    files = [(file_url, size) for file_url, size in list_files(url, storage_options)
+             if size != 0]
+    total = sum(size or 0 for _, size in files)
+    parts = parallelism * max(1, math.ceil(total / (split_bytes * parallelism)))
+    part_bytes = max(1, math.ceil(total / parts))
+    ranges: list[tuple[int, Split]] = []  # (size, split); size 0: a store gave none
+    for file_url, size in files:
+        if size is None or not splittable(file_url, fmt):
+            ranges.append((size or 0, Split(file_url, 0, None, fmt)))
             continue
-        if size is None or not splittable(file_url, fmt):  # None: a store that gives no sizes
-            splits.append(Split(file_url, 0, None, fmt))
-            continue
-        for start in range(0, size, split_bytes):
-            end = start + split_bytes
-            splits.append(Split(file_url, start, end if end < size else None, fmt))
-    return splits
+        step = math.ceil(size / math.ceil(size / part_bytes))  # equal ranges, none tiny
+        ranges.extend((min(step, size - start),
+                       Split(file_url, start, start + step if start + step < size else None, fmt))
+                      for start in range(0, size, step))
+    return _dealt(ranges, parts)
+
+
+def _dealt(ranges: list[tuple[int, Split]], parts: int) -> list[list[Split]]:
+    """The ranges in at most ``parts`` lists of about equal size, each in file order
+    (largest first to the smallest part: within 4/3 of the best split of sizes)."""
+    heap = [(0, number, []) for number in range(min(parts, len(ranges)))]
+    for size, split in sorted(ranges, key=lambda item: -item[0]):
+        held, number, splits = heapq.heappop(heap)
+        splits.append(split)
+        heapq.heappush(heap, (held + size, number, splits))
+    return sorted((sorted(splits, key=lambda split: (split.url, split.start))
+                   for _, _, splits in heap), key=lambda splits: (splits[0].url, splits[0].start))
 
 
 def _filesystem(url: str, storage_options: dict | None):

@@ -68,15 +68,20 @@ class Shuffle:
         return request.input is not None and parent_id == request.root_invocation_id
 
     def splits(self, request: Request) -> list[list]:
-        """The root's children: ``[number, split]`` pairs, listed without reading the data."""
-        spec = request.input
+        """The root's children: ``[number, [split, ...]]`` pairs, listed without reading the
+        data; as many as this worker has executor children, or a multiple of that (or of
+        MR_SPLIT_PARALLELISM)."""
+        spec, settings = request.input, self.engine.settings
+        executor = self.engine.executor
+        parallelism = settings.split_parallelism or (executor.size if executor else 1)
         try:
-            splits = offload.run(plan_splits, spec["url"], spec["format"],
-                                 self.engine.settings.split_bytes)
+            inputs = offload.run(plan_splits, spec["url"], spec["format"], settings.split_bytes,
+                                 parallelism)
         except DatasetError as error:
             raise HandlerFailure(request.root_invocation_id,
                                  engine_error("InputError", str(error))) from None
-        return [[number, split.to_message()] for number, split in enumerate(splits)]
+        return [[number, [split.to_message() for split in splits]]
+                for number, splits in enumerate(inputs)]
 
     # Sources and sinks of executor tasks (mr.executor.plans)
 

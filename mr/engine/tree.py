@@ -155,7 +155,7 @@ class Tree:
             partitioning = self.shuffle.partitioning(request, parent.invocation_id, parent.step)
             sink = self._spill_sink(request, invocation, partitioning, combiner_name)
             outcome = self._run(request, invocation, mapper_name, [], {},
-                                source={"split": pairs[0][1]}, sink=sink)
+                                source={"splits": pairs[0][1]}, sink=sink)
             self._complete(request, invocation, outcome.written, outcome.session)
             return
         outcome = self._run(request, invocation, mapper_name, pairs, {})

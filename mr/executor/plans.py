@@ -7,7 +7,8 @@ writes the handler's output to as it comes. The worker only learns what was writ
 counts), so the memory of every process stays bounded by configuration, not by input size.
 
 Sources:
-- ``{"split": [...]}``: the records of one input split (:class:`mr.datasets.splits.Split`);
+- ``{"splits": [[...], ...]}``: the records of input splits (:class:`mr.datasets.splits.Split`),
+  one after the other;
 - ``{"root": url, "runs": [path, ...], "sort_values": bool}``: the merge of sorted runs, one
   ``[key, [values]]`` group at a time.
 
@@ -19,6 +20,7 @@ Sinks:
 """
 from __future__ import annotations
 
+import itertools
 import posixpath
 from typing import Any, Callable, Iterable, Iterator
 
@@ -34,8 +36,9 @@ from mr.datasets.splits import Split
 def source_pairs(source: dict) -> Iterator[list]:
     """What the handler reads, lazily; a file that cannot be read raises
     :class:`mr.datasets.InputUnavailable` through the handler."""
-    if "split" in source:
-        return Split.from_message(source["split"]).open_pairs()
+    if "splits" in source:
+        splits = [Split.from_message(message) for message in source["splits"]]
+        return itertools.chain.from_iterable(split.open_pairs() for split in splits)
     return merged_groups(filesystem(source["root"]), source["runs"],
                          sort_values=source.get("sort_values", False))
 

@@ -269,10 +269,30 @@ def test_redelivered_split_maps_and_partition_reduces_run_their_handlers_once(
     assert request.state == "done", request.error
     assert dict(cluster.engine.result(request)) == expected_counts(TEXT, TEXT[:500])
     runs = {name: open(log_dir / name).read().count("run") for name in os.listdir(log_dir)}
-    splits = len(range(0, len(TEXT.encode()), 400)) + len(range(0, 500, 400))
-    assert len(runs) == splits + 3  # every split's mapper and every partition's reducer
+    splits = len(cluster.engine.shuffle.splits(request))
+    assert splits > 3 and len(runs) == splits + 3  # every split's mapper and every partition's reducer
     assert set(runs.values()) == {1}, {name: count for name, count in runs.items() if count > 1}
     assert len(redeliveries) >= splits + 3
+
+
+@pytest.mark.parametrize("parallelism", [1, 3])
+def test_an_input_is_dealt_out_to_as_many_map_invocations_as_there_are_children(
+        cluster, tmp_path, parallelism):
+    """One file is cut for every child; many small ones share a child's invocation."""
+    log_dir = tmp_path / "runs"
+    log_dir.mkdir()
+    small = {f"{index:02d}.txt": TEXT[index * 40:(index + 1) * 40] for index in range(12)}
+    inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT, **small})
+    cluster.handler("lines", "mapper", logged_runs(log_dir, "arguments", LINES_MAPPER))
+    cluster.handler("sum", "reducer", SUM_REDUCER)
+    cluster.step("count", "lines", "sum", partitions=2)
+    cluster.job("wordcount", "count")
+    cluster.engine.settings = cluster.engine.settings.with_overrides(
+        split_parallelism=parallelism)
+    request = cluster.run("wordcount", {}, input={"url": inputs})
+    assert request.state == "done", request.error
+    assert dict(cluster.engine.result(request)) == expected_counts(TEXT, *small.values())
+    assert len(os.listdir(log_dir)) == parallelism  # 13 files, 1 or 3 map invocations
 
 
 def test_a_crash_after_the_last_partition_commits_is_completed_by_its_redelivery(

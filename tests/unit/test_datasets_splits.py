@@ -97,34 +97,67 @@ def test_memory_urls_keep_their_protocol_so_another_process_can_open_them(memory
     fs.pipe_file(f"{memory_root}/in/a.txt", b"one\ntwo\n")
     fs.pipe_file(f"{memory_root}/in/_SUCCESS", b"")
     assert list_files(f"memory://{memory_root}/in") == [(f"memory://{memory_root}/in/a.txt", 8)]
-    [split] = plan_splits(f"memory://{memory_root}/in", "text", 100)
+    [[split]] = plan_splits(f"memory://{memory_root}/in", "text", 100)
     assert list(split.open_pairs()) == [[[f"{memory_root}/in/a.txt", 0], "one"],
                                         [[f"{memory_root}/in/a.txt", 4], "two"]]
 
 
-def test_splits_cover_each_file_in_ranges_the_last_open_ended(tree):
-    assert plan_splits(str(tree), "text", 3) == [
-        Split(f"{tree}/part-0", 0, 3, "text"), Split(f"{tree}/part-0", 3, None, "text"),
-        Split(f"{tree}/sub/part-1.txt", 0, 3, "text"),
-        Split(f"{tree}/sub/part-1.txt", 3, None, "text"),
+def test_files_are_cut_into_equal_ranges_the_last_open_ended(tree):
+    """10 bytes in 3-byte parts: 4 parts of at most 3 bytes; a 4-byte file in 2 ranges."""
+    assert flat(plan_splits(str(tree), "text", 3)) == [
+        Split(f"{tree}/part-0", 0, 2, "text"), Split(f"{tree}/part-0", 2, None, "text"),
+        Split(f"{tree}/sub/part-1.txt", 0, 2, "text"),
+        Split(f"{tree}/sub/part-1.txt", 2, None, "text"),
         Split(f"{tree}/top.txt", 0, None, "text")]  # empty.txt: no split
-    assert plan_splits(str(tree), "jsonl", 4)[0] == Split(f"{tree}/part-0", 0, None, "jsonl")
+    assert plan_splits(str(tree), "jsonl", 10) == [[
+        Split(f"{tree}/part-0", 0, None, "jsonl"), Split(f"{tree}/sub/part-1.txt", 0, None, "jsonl"),
+        Split(f"{tree}/top.txt", 0, None, "jsonl")]]  # small files share one map invocation
 
 
-def test_gzip_and_mr_files_are_one_split_each(tmp_path):
-    (tmp_path / "a.txt.gz").write_bytes(gzip.compress(b"x\n" * 100))
-    assert plan_splits(str(tmp_path / "a.txt.gz"), "text", 2) == [
-        Split(str(tmp_path / "a.txt.gz"), 0, None, "text")]
-    fs = fsspec.filesystem("file")
-    with open_writer(fs, str(tmp_path / "b.mr"), "mr") as writer:
-        writer.write_all([["k", index] for index in range(100)])
-    assert plan_splits(str(tmp_path / "b.mr"), "mr", 2) == [
-        Split(str(tmp_path / "b.mr"), 0, None, "mr")]
+def flat(inputs: list[list[Split]]) -> list[Split]:
+    return sorted((split for splits in inputs for split in splits),
+                  key=lambda split: (split.url, split.start))
+
+
+def sizes(inputs: list[list[Split]], files: dict[str, int]) -> list[int]:
+    return [sum((split.end or files[split.url]) - split.start for split in splits)
+            for splits in inputs]
+
+
+def test_small_files_are_dealt_out_to_a_multiple_of_the_parallelism_in_equal_parts(tmp_path):
+    files = {}
+    for index, size in enumerate([900, 500, 400, 300, 300, 200, 100, 100, 100, 100]):
+        path = tmp_path / f"f-{index:02d}.txt"
+        path.write_bytes(b"x" * (size - 1) + b"\n")
+        files[str(path)] = size
+    inputs = plan_splits(str(tmp_path), "text", 10_000, parallelism=2)
+    assert sorted(sizes(inputs, files)) == [1500, 1500]  # no file cut: none exceeds a part
+    assert all(split.start == 0 and split.end is None for split in flat(inputs))
+    inputs = plan_splits(str(tmp_path), "text", 1000, parallelism=2)
+    assert len(inputs) == 4 and max(sizes(inputs, files)) <= 1000  # 3,000 bytes, 2 × 2 parts
+    assert flat(inputs)[0] == Split(f"{tmp_path}/f-00.txt", 0, 450, "text")  # 900 > 750: cut
+    for splits in inputs:
+        assert splits == sorted(splits, key=lambda split: (split.url, split.start))
+
+
+def test_one_large_file_is_mapped_by_every_child(tmp_path):
+    (tmp_path / "big.txt").write_bytes(b"line\n" * 2000)  # 10,000 bytes
+    assert plan_splits(str(tmp_path), "text", 64 << 20, parallelism=4) == [
+        [Split(f"{tmp_path}/big.txt", start, start + 2500 if start < 7500 else None, "text")]
+        for start in (0, 2500, 5000, 7500)]
+
+
+def test_an_unsplittable_file_larger_than_a_part_is_one_split(tmp_path):
+    (tmp_path / "a.txt.gz").write_bytes(gzip.compress(b"x\n" * 100_000))
+    (tmp_path / "b.txt").write_bytes(b"y\n" * 10)
+    inputs = plan_splits(str(tmp_path), "text", 100, parallelism=2)
+    assert [Split(f"{tmp_path}/a.txt.gz", 0, None, "text")] in inputs
+    assert len(flat(inputs)) == 2
 
 
 @pytest.mark.parametrize("fmt, split_bytes, message", [
     ("csv", 10, "unknown dataset format 'csv'"),
-    ("text", 0, "split size must be at least 1 byte, not 0"),
+    ("text", 0, "split size and parallelism must be at least 1, not 0 and 1"),
 ])
 def test_plan_splits_refuses_what_cannot_be_planned(tree, fmt, split_bytes, message):
     with pytest.raises(DatasetError, match=message):
@@ -142,7 +175,7 @@ def test_planning_opens_no_file_and_reading_does(memory_root, monkeypatch):
         opened.append(path)
         return original_open(self, path, *args, **kwargs)
     monkeypatch.setattr(MemoryFileSystem, "_open", counted_open)
-    splits = plan_splits(f"memory://{memory_root}/in", "text", 1000)
+    splits = flat(plan_splits(f"memory://{memory_root}/in", "text", 1000))
     assert len(splits) == 25 and opened == []
     assert len(list(splits[0].open_pairs())) == 200 and len(opened) == 1
 
@@ -158,8 +191,9 @@ def test_the_splits_of_a_directory_read_every_line_once(tmp_path):
         path.write_bytes(data)
         expected.extend(read_pairs(fsspec.filesystem("file"), str(path), "text"))
     for split_bytes in (1, 5, 64, 10_000):
-        splits = plan_splits(str(tmp_path), "text", split_bytes)
-        assert [pair for split in splits for pair in split.open_pairs()] == expected
+        for parallelism in (1, 3):
+            splits = flat(plan_splits(str(tmp_path), "text", split_bytes, parallelism))
+            assert [pair for split in splits for pair in split.open_pairs()] == expected
 
 
 def test_a_split_travels_as_a_message():
