@@ -222,6 +222,11 @@ class Settings:
     max_request_bytes: int = _setting(
         128 * 1024 * 1024, "MR_MAX_REQUEST_BYTES", _parse_positive_int,
         "Largest request body accepted; a larger one is answered 413.")
+    max_upload_bytes: int = _setting(
+        16 << 30, "MR_MAX_UPLOAD_BYTES", _parse_positive_int,
+        "Largest input a request may upload as its body (``text/plain`` or "
+        "``application/x-ndjson``): streamed to the shuffle store, never held, so it may be "
+        "far larger than ``MR_MAX_REQUEST_BYTES``; a larger one is answered 413.")
     remote_addr_header: str = _setting(
         "X-Forwarded-For", "MR_REMOTE_ADDR_HEADER", str,
         "Header naming the client's address behind a proxy; the peer address when absent.")

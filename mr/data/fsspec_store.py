@@ -12,6 +12,7 @@ import uuid
 from typing import Iterator
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 from fsspec.spec import AbstractFileSystem
 
 # fsspec's async filesystems (s3fs) need their loop on a native thread under gevent.
@@ -78,6 +79,11 @@ class FsspecDataStore(DataStore):
         """Where ``path`` is on :attr:`fs`: for executor children, which open the store's URL
         themselves and stream files in and out of it."""
         return self._full(check_path(path))
+
+    def url_of(self, location: str) -> str:
+        """A URL any process can open for a :meth:`location`."""
+        return location if isinstance(self._fs, LocalFileSystem) else (
+            self._fs.unstrip_protocol(location))
 
     def _put(self, path: str, data: bytes) -> None:
         target = self._full(path)

@@ -17,14 +17,14 @@ import contextlib
 import dataclasses
 import logging
 import time
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator, NamedTuple
 
 import gevent
 import gevent.lock
 
 from mr import codec
 from mr.data import create_shuffle_store
-from mr.data.base import DataStore
+from mr.data.base import DataError, DataStore
 from mr.engine.cleanup import Cleaner
 from mr.engine.dispatch import Dispatcher
 from mr.engine.errors import (HandlerFailure, NoFreeSlot, RequestFinished, ServiceUnavailable,
@@ -68,6 +68,12 @@ class Definitions:
     shuffles: dict[str, dict]  # step with partitions -> its partitions, sort_values, partitioner
     data_specs: dict[str, tuple[dict | None, dict | None]]  # job -> its default input, output
     versions: dict[str, str]  # handler -> version
+
+
+class Upload(NamedTuple):
+    """A request's input sent as its body (``text`` or ``jsonl``), read a chunk at a time."""
+    body: BinaryIO
+    format: str
 
 
 class Engine:
@@ -119,11 +125,11 @@ class Engine:
     def submit(self, workflow: str, job_name: str, arguments: dict[str, Any], *,
                blocking: bool, context: dict[str, Any] | None = None,
                deadline_s: float | None = None, input: dict | None = None,
-               output: dict | None = None) -> Request:
+               output: dict | None = None, upload: Upload | None = None) -> Request:
         """Accept a request: pin the workflow's steps and handler versions, store the
-        arguments (or name the input files), record the request and enqueue its root
-        invocation. ``input``/``output``: checked specs (mr.models.data_specs); the job's
-        when None."""
+        arguments (or name the input files, or store the uploaded one), record the request
+        and enqueue its root invocation. ``input``/``output``: checked specs
+        (mr.models.data_specs); the job's when None."""
         self._check_served(workflow)
         definitions = self._definitions(workflow)
         initial_step = definitions.jobs.get(job_name)
@@ -141,25 +147,33 @@ class Engine:
             self.shuffle.check_specs(input, output)
         except ValueError as error:
             raise ValidationError(str(error)) from None
-        if input is not None and arguments:
+        if (input is not None or upload is not None) and arguments:
             raise ValidationError("a request names its input files or carries arguments, "
                                   "not both")
         request_id, root_id, now = new_id(), new_id(), time.time()
         arguments_ref = None
-        if input is None:
+        if upload is not None:
+            input = self.shuffle.store_upload(workflow, request_id, upload.body, upload.format)
+        elif input is None:
             try:
                 arguments_ref = self.dispatch.put_pairs(
                     workflow, request_id, root_id, "arguments",
                     [[key, value] for key, value in arguments.items()])
             except codec.CodecError as error:
                 raise ValidationError(f"the arguments cannot be stored: {error}") from None
-        request = self.store.create(Request(
-            workflow=workflow, request_id=request_id, job_name=job_name,
-            root_invocation_id=root_id, root_step=initial_step, arguments_ref=arguments_ref,
-            input=input, output=output, shuffles=definitions.shuffles,
-            state="running", blocking=blocking, context=context or {}, created_at=now,
-            deadline=now + deadline_s, handler_versions=definitions.versions,
-            steps=definitions.steps))
+        try:
+            request = self.store.create(Request(
+                workflow=workflow, request_id=request_id, job_name=job_name,
+                root_invocation_id=root_id, root_step=initial_step,
+                arguments_ref=arguments_ref, input=input, output=output,
+                shuffles=definitions.shuffles, state="running", blocking=blocking,
+                context=context or {}, created_at=now, deadline=now + deadline_s,
+                handler_versions=definitions.versions, steps=definitions.steps))
+        except BaseException:  # no record: nothing would ever remove what was stored for it
+            for store in self.stores:
+                with contextlib.suppress(DataError):
+                    store.delete_tree(f"{workflow}/{request_id}")
+            raise
         try:
             self.dispatch.publish(request, [self.dispatch.root(request)])
         except HandlerFailure as failure:  # the definitions cannot route it: an answer, not a bug

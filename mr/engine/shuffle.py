@@ -18,8 +18,9 @@ with the request.
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import fsspec
 
@@ -27,12 +28,16 @@ import fsspec
 from mr import fsspec_loop  # noqa: F401
 from mr import offload
 from mr.data.base import DataError
+from mr.data.fsspec_store import published
 from mr.datasets import DatasetError, plan_splits, read_pairs
 from mr.engine.errors import HandlerFailure, engine_error
 from mr.models import Request
 
 if TYPE_CHECKING:
     from mr.engine.engine import Engine
+
+#: What one read of an uploaded body takes: the most of it a front end holds at a time.
+UPLOAD_CHUNK_BYTES = 1 << 20
 
 #: Where a file writer's parts are written before the request commits them.
 TEMPORARY_DIRECTORY = "_temporary"
@@ -82,6 +87,29 @@ class Shuffle:
                                  engine_error("InputError", str(error))) from None
         return [[number, [split.to_message() for split in splits]]
                 for number, splits in enumerate(inputs)]
+
+    def store_upload(self, workflow: str, request_id: str, body: BinaryIO, fmt: str) -> dict:
+        """Copy a request's body into the shuffle store, a chunk at a time, as the request's
+        input file; the input spec that names it. What a failed copy wrote is removed; the
+        file goes with the request. Errors of reading the body are the client's: they pass."""
+        fs = self.store.fs
+
+        def stored(operation, *args):
+            try:
+                return offload.run(operation, *args)
+            except OSError as error:
+                raise DataError(f"cannot store the uploaded input: {error}") from error
+
+        target = self.store.location(f"{workflow}/{request_id}/input/body.{fmt}")
+        stored(lambda: fs.makedirs(posixpath.dirname(target), exist_ok=True))
+        with published(fs, target) as written:
+            file = stored(fs.open, written, "wb")
+            try:
+                while chunk := body.read(UPLOAD_CHUNK_BYTES):
+                    stored(file.write, chunk)
+            finally:
+                stored(file.close)
+        return {"url": self.store.url_of(target), "format": fmt}
 
     # Sources and sinks of executor tasks (mr.executor.plans)
 

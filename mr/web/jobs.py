@@ -3,11 +3,13 @@ default) or with where to follow it (``?blocking=false``)."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from mr.engine.engine import Engine
+from mr.engine.engine import Engine, Upload
 from mr.models import Request
 from mr.web.context import current_engine, requester_ip
-from mr.web.parsing import parse_blocking, parse_body
+from mr.web.errors import ApiError
+from mr.web.parsing import parse_blocking, parse_body, parse_upload_options, upload_format
 from mr.web.rendering import failure, request_response, result, status_url
 
 blueprint = Blueprint("jobs", __name__)
@@ -16,12 +18,24 @@ blueprint = Blueprint("jobs", __name__)
 @blueprint.post("/job/<workflow>/<job_name>")
 def submit(workflow: str, job_name: str) -> Response:
     blocking = parse_blocking(request.args)
-    body = parse_body(request)
     engine = current_engine()
-    accepted = engine.submit(workflow, job_name, body.arguments, blocking=blocking,
-                             context={"requester_ip": requester_ip()},
-                             deadline_s=body.deadline_s, input=body.input,
-                             output=body.output)
+    fmt = upload_format(request)
+    if fmt is None:
+        body = parse_body(request)
+    else:
+        body = parse_upload_options(request.args)
+        request.max_content_length = engine.settings.max_upload_bytes
+    try:
+        upload = None if fmt is None else Upload(request.stream, fmt)
+        accepted = engine.submit(workflow, job_name, body.arguments, blocking=blocking,
+                                 context={"requester_ip": requester_ip()},
+                                 deadline_s=body.deadline_s, input=body.input,
+                                 output=body.output, upload=upload)
+    except RequestEntityTooLarge:
+        raise ApiError(413, "RequestEntityTooLarge",
+                       f"the uploaded input is larger than MR_MAX_UPLOAD_BYTES "
+                       f"({engine.settings.max_upload_bytes} bytes); put it in the data store "
+                       f"(mr data put) and name it as the input instead") from None
     if not blocking:
         follow_at = status_url(accepted)
         response = request_response(accepted, {"request_id": accepted.request_id,

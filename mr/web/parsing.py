@@ -1,5 +1,6 @@
 """The input of a job POST: the ``blocking`` flag, and the body's ``arguments`` object (or
-``input`` naming files), optional ``output`` (a result writer) and ``deadline_s``."""
+``input`` naming files), optional ``output`` (a result writer) and ``deadline_s``; or a body
+that is the input itself (an upload), with ``output`` and ``deadline_s`` as query parameters."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,9 @@ from mr.models.data_specs import check_input, check_output
 from mr.web.errors import ApiError
 
 BODY_FIELDS = ("arguments", "input", "output", "deadline_s")
+#: Content types of a body that is the request's input, and the input format each is read in.
+UPLOAD_FORMATS = {"text/plain": "text", "application/x-ndjson": "jsonl",
+                  "application/jsonl": "jsonl"}
 JSON_TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", int: "a number",
                    float: "a number", bool: "a boolean", type(None): "null"}
 
@@ -35,11 +39,42 @@ class JobBody(NamedTuple):
     output: dict | None = None
 
 
+def upload_format(http_request: Request) -> str | None:
+    """The input format of a body that is the request's input; None for a JSON body."""
+    return UPLOAD_FORMATS.get(http_request.mimetype)
+
+
+def parse_upload_options(args: MultiDict) -> JobBody:
+    """An upload's ``output`` (the JSON of a result writer) and ``deadline_s``, which a JSON
+    body would carry, from the query string."""
+    unknown = sorted(set(args) - {"blocking", "output", "deadline_s"})
+    if unknown:
+        raise ApiError(400, "InvalidParameter", f"unknown query parameter(s) "
+                                                f"{', '.join(map(repr, unknown))}; an upload "
+                                                f"takes 'blocking', 'output' and 'deadline_s'")
+    output = args.get("output")
+    if output is not None:
+        try:
+            output = json.loads(output)
+        except ValueError as error:
+            raise ApiError(400, "InvalidParameter", f"query parameter 'output' must be the JSON "
+                                                    f"of a result writer: {error}") from None
+    deadline = args.get("deadline_s")
+    if deadline is not None:
+        try:
+            deadline = float(deadline)
+        except ValueError:
+            raise ApiError(400, "InvalidParameter", f"query parameter 'deadline_s' must be a "
+                                                    f"number of seconds, got {deadline!r}") from None
+    return JobBody({}, _deadline(deadline), None, _spec(check_output, output))
+
+
 def parse_body(http_request: Request) -> JobBody:
     """A body ``{"arguments": {name: value, ...}, "deadline_s": seconds}``."""
     if not http_request.is_json:
         raise ApiError(415, "UnsupportedMediaType",
-                       f"the body must be JSON sent as Content-Type: application/json, got "
+                       f"the body must be JSON sent as Content-Type: application/json, or an "
+                       f"input to upload as {' or '.join(UPLOAD_FORMATS)}; got "
                        f"{http_request.mimetype or 'no Content-Type'}")
     # Reading the body enforces MAX_CONTENT_LENGTH (413).
     body = _load_json(http_request.get_data(cache=False))

@@ -60,3 +60,23 @@ def test_the_documented_partitioner_is_a_valid_partitioner():
     assert (source.handler_type, source.argument_spec) == ("partitioner", [["key", None]])
     partition = compile_handler(source.source_code, "partitioner", "by_letter")
     assert (partition("apple"), partition("mango"), partition("zebra")) == (0, 1, 1)
+
+
+def test_the_documented_upload_counts_the_words_of_its_body(tmp_path):
+    http_doc = (REPOSITORY / "docs" / "http.rst").read_text()
+    command = re.search(r"(curl -H 'Content-Type: text/plain'.*?_files')", http_doc, re.S)[1]
+    (tmp_path / "book.txt").write_text("To be, or not to be\nthat is the question\n")
+    server = subprocess.Popen([sys.executable, "-m", "mr.cli.main", "run", "handlers/wordcount",
+                               "--port", "0"], cwd=REPOSITORY, stdout=subprocess.PIPE, text=True)
+    try:
+        address = next(line for line in server.stdout if "listening on" in line).split()[4]
+        finished = subprocess.run(
+            ["bash", "-c", command.replace("http://127.0.0.1:8080", address)], cwd=tmp_path,
+            capture_output=True, text=True, timeout=60)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    assert finished.returncode == 0, finished.stderr
+    counts = dict(json.loads(finished.stdout)["result"]["pairs"])
+    assert counts == {"to": 2, "be": 2, "or": 1, "not": 1, "that": 1, "is": 1, "the": 1,
+                      "question": 1}

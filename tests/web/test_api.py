@@ -83,12 +83,38 @@ def test_arguments_msgpack_cannot_hold_are_400(client):
 
 
 @pytest.mark.parametrize("headers, named", [
-    ({"Content-Type": "text/plain"}, "got text/plain"),
+    ({"Content-Type": "application/xml"}, "got application/xml"),
     ({}, "got no Content-Type"),
 ])
 def test_body_that_is_not_json_is_415(client, headers, named):
     assert_error(post_job(client, headers=headers), 415, "UnsupportedMediaType",
-                 "application/json", named)
+                 "application/json", "text/plain or application/x-ndjson", named)
+
+
+@pytest.mark.parametrize("content_type", ["application/x-ndjson", "application/jsonl"])
+def test_a_body_of_records_is_the_requests_input(make_engine, content_type):
+    engine = make_engine(with_worker=True)
+    client = create_app(engine).test_client()
+    response = post_job(client, body=b'["a", 1]\n["b", 2]\n\n["a", 3]\n',
+                        headers={"Content-Type": content_type})
+    assert response.status_code == 200, response.get_json()
+    assert sorted(response.get_json()["result"]["pairs"]) == [["a", 4], ["b", 2]]
+    assert engine.shuffle_store.list_tree("") == []  # the upload went with its request
+
+
+@pytest.mark.parametrize("query, error_type, fragment", [
+    ("?arguments=1", "InvalidParameter", "unknown query parameter(s) 'arguments'"),
+    ("?output={", "InvalidParameter", "'output' must be the JSON of a result writer"),
+    ('?output={"url": ""}', "InvalidBody", "output.url must be a non-empty string"),
+    ("?deadline_s=soon", "InvalidParameter", "'deadline_s' must be a number of seconds"),
+    ("?deadline_s=-1", "InvalidBody", '"deadline_s" must be a number of seconds > 0'),
+])
+def test_an_uploads_bad_options_are_400_and_store_nothing(engine, query, error_type, fragment):
+    client = create_app(engine).test_client()
+    response = post_job(client, body=b"a line\n", query=query,
+                        headers={"Content-Type": "text/plain"})
+    assert_error(response, 400, error_type, fragment)
+    assert engine.shuffle_store.list_tree("") == []
 
 
 def test_body_over_max_request_bytes_is_413(make_engine):
@@ -305,3 +331,15 @@ def test_a_result_that_fails_to_render_is_not_released(make_engine, monkeypatch)
     assert response.status_code == 500
     (kept,) = engine.store.list(Request, "w")  # still there to fetch
     assert kept.state == "done"
+
+
+def test_an_upload_whose_request_cannot_be_recorded_leaves_nothing(engine, monkeypatch):
+    from mr.kv.base import KVError
+
+    def refuse(entity):
+        raise KVError("etcd is down")
+    monkeypatch.setattr(engine.store, "create", refuse)
+    client = create_app(engine).test_client()
+    response = post_job(client, body=b"a line\n" * 1000, headers={"Content-Type": "text/plain"})
+    assert_error(response, 503, "ServiceUnavailable", "etcd is down")
+    assert engine.shuffle_store.list_tree("") == []

@@ -72,7 +72,7 @@ def running_nginx(directory: Path, socket_path: str):
     address = f"127.0.0.1:{devservers.free_port()}"
     site = replace_once(SITE.read_text(), "listen 80;", f"listen {address};")
     site = replace_once(site, "unix:/run/mr/gunicorn.sock", f"unix:{socket_path}")
-    site = replace_once(site, "client_max_body_size 128m;",
+    site = replace_once(site, "client_max_body_size 16g;",
                         f"client_max_body_size {NGINX_BODY_LIMIT_BYTES};")
     (directory / "mr.conf").write_text(site)
     # As root, nginx's workers would drop to "nobody", who cannot reach our private directory.
@@ -147,8 +147,8 @@ def nginx(tmp_path_factory, gunicorn):
 
 def test_site_limits_match_the_settings_defaults():
     site, defaults = SITE.read_text(), Settings()
-    body_limit_mib = int(re.search(r"client_max_body_size (\d+)m;", site)[1])
-    assert body_limit_mib * 1024 * 1024 == defaults.max_request_bytes
+    body_limit_gib = int(re.search(r"client_max_body_size (\d+)g;", site)[1])
+    assert body_limit_gib << 30 == defaults.max_upload_bytes
     read_timeout_s = int(re.search(r"proxy_read_timeout (\d+)s;", site)[1])
     assert read_timeout_s > defaults.request_wait_timeout_s
 
@@ -173,6 +173,16 @@ def test_mr_413_passes_through_unchanged(gunicorn, nginx):
     assert proxied.body == direct.body
     assert proxied.error()["type"] == "RequestEntityTooLarge"
     assert proxied.headers["X-FULFILLED-BY"]  # mr answered, not nginx
+
+
+@needs_nginx
+def test_an_upload_larger_than_a_json_body_may_be_passes_through(nginx):
+    body = b'["a", 1]\n' * (APP_MAX_REQUEST_BYTES // 4)
+    assert APP_MAX_REQUEST_BYTES < len(body) < NGINX_BODY_LIMIT_BYTES
+    accepted = call(nginx, "POST", "/job/w/j?blocking=false", body,
+                    {"Content-Type": "application/x-ndjson"})
+    assert accepted.status == 202, accepted.body
+    assert json.loads(accepted.body)["request_id"]
 
 
 @needs_nginx
