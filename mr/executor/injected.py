@@ -47,11 +47,24 @@ def handler_globals(handler_name: str, session: SessionAccess,
         "S_LIST": session.list,
         "LOG": _stderr_logger(f"mr.handler.{handler_name}"),
         "NOTIFY": _stderr_logger(f"mr.notify.{handler_name}"),
+        "EMAIL": _stderr_logger(f"mr.notify.email.{handler_name}"),
+        "HTTP": _stderr_logger(f"mr.notify.http.{handler_name}"),
         "PRINT": print,
         "RUN": run_command,
         "FS": fs,
+        "SEP": PATH_SEPARATOR,
+        "JOIN": join_path,
         "__name__": f"handler({handler_name})",
     }
+
+
+#: What separates the parts of an ``FS`` path, whatever the store behind it.
+PATH_SEPARATOR = "/"
+
+
+def join_path(*parts: str) -> str:
+    """JobX's ``JOIN``: the parts of an ``FS`` path joined with ``SEP``."""
+    return PATH_SEPARATOR.join(parts)
 
 
 def run_command(command: str | list[str], input_data: str | bytes | None = None,

@@ -79,6 +79,31 @@ for name in FS.ls("documents"):
         f"{name}.txt": text for name, text in DOCUMENTS.items()}
 
 
+def test_jobx_path_helpers_and_notification_loggers_are_given(cluster, fs_root):
+    """As JobX's own example mappers use them: SEP and JOIN for FS paths, and the EMAIL and
+    HTTP loggers beside LOG and NOTIFY."""
+    cluster.handler("notes", "mapper", """
+directory = JOIN("notes", "by_key")
+if not FS.exists(directory):
+    FS.mkdir(directory)
+yield MrConfigureToReturn()
+for key, value in arguments:
+    with FS.open(directory + SEP + key, "w") as file:
+        file.write(str(value))
+    for logger in (LOG, NOTIFY, EMAIL, HTTP):
+        logger.info("wrote %s", key)
+    yield key, value
+""")
+    cluster.handler("first", "reducer", FIRST_VALUES)
+    cluster.step("notes", "notes", "first")
+    cluster.job("notes", "notes")
+    request = cluster.run("notes", {"a": 1, "b": 2})
+    assert request.state == "done", request.error
+    assert cluster.engine.result(request) == [["a", 1], ["b", 2]]
+    stored = fs_root / cluster.workflow / "notes" / "by_key"
+    assert {path.name: path.read_text() for path in stored.iterdir()} == {"a": "1", "b": "2"}
+
+
 def test_an_exec_mapper_in_javascript_counts_exactly(cluster):
     exec_handler(cluster, "count_map_node", NODE_MAPPER.read_text())
     cluster.handler("split", "mapper", SPLIT_DOCUMENTS)
