@@ -24,13 +24,17 @@ EMBEDDED_BACKENDS = {"kv_backend": "memory", "queue_backend": "memory",
 
 
 class Service:
-    def __init__(self, settings: Settings, *, worker: bool):
+    def __init__(self, settings: Settings, *, worker: bool, serve: bool = True):
+        """``serve``: follow the workflows and their requests, as front ends and workers do
+        (a command that only reads or removes records does not)."""
         self.settings = settings
         self.kv = create_kv(settings)
         self.queue = create_queue(settings)
         self.data = create_data_store(settings)
         self.executor = ExecutorPool.from_settings(settings) if worker else None
         self.engine = Engine(settings, self.kv, self.queue, self.data, self.executor)
+        if serve:
+            self.engine.serve()
         self.worker = Worker(self.engine).start() if worker and settings.consume else None
 
     @classmethod

@@ -158,8 +158,10 @@ class Settings:
         "HTTP writer; a larger one fails its request with ``ResultTooLarge``: use the file "
         "writer.")
     workflow_names: tuple = _setting(
-        ("test_workflow",), "MR_WORKFLOW_NAMES", _parse_list,
-        "Comma-separated workflows this process serves (HTTP and queue).")
+        (), "MR_WORKFLOW_NAMES", _parse_list,
+        "Comma-separated workflows this process may serve (HTTP and queue). Empty: every "
+        "workflow in the KV, including those created while it runs; a name that does not exist "
+        "is served once it is created.")
     system_capabilities: tuple = _setting(
         ("general",), "MR_SYSTEM_CAPABILITIES", _parse_list,
         "Comma-separated capabilities this worker offers; it consumes only the topics of these.")

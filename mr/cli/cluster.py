@@ -118,9 +118,10 @@ def start_cluster(data_dir: Path, definitions: list[WorkflowDefinition], workers
             "MR_KV_BACKEND": "etcd", "MR_ETCD_HOST": host, "MR_ETCD_PORT": etcd_port,
             "MR_QUEUE_BACKEND": "nsq", "MR_NSQD_HOSTS": nsqd.addresses["tcp"],
             "MR_DATA_STORE_URL": str(data_dir / "data"),
-            "MR_WORKFLOW_NAMES": ",".join(dict.fromkeys(
-                [*(definition.name for definition in definitions), *settings.workflow_names])),
             "MR_HTTP_HOST": devservers.LOOPBACK, "MR_HTTP_PORT": str(http_port)}
+        if settings.workflow_names:  # a filter: the workflows loaded here pass it
+            cluster.env["MR_WORKFLOW_NAMES"] = ",".join(dict.fromkeys(
+                [*(definition.name for definition in definitions), *settings.workflow_names]))
         with EtcdKV(host, int(etcd_port)) as kv:
             store = EntityStore(kv, settings.kv_prefix)
             for definition in definitions:

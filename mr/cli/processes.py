@@ -60,7 +60,9 @@ def run_worker(arguments) -> int:
     settings = Settings.load()
     _configure_logging(settings)
     service = Service.shared(settings, worker=True)
-    print(f"worker serving {', '.join(service.settings.workflow_names)}", flush=True)
+    print(f"worker serving {', '.join(service.engine.served.names) or 'no workflow yet'} "
+          f"(and every workflow created while it runs"
+          f"{', of MR_WORKFLOW_NAMES' if settings.workflow_names else ''})", flush=True)
     try:
         _wait_for_signal()
     finally:
@@ -77,10 +79,12 @@ def run_embedded(arguments) -> int:
         definitions = [read_definition(path) for path in arguments.definitions]
     except WorkflowDefinitionError as error:
         raise UserError(str(error)) from None
-    names = tuple(dict.fromkeys([*settings.workflow_names,
-                                 *(definition.name for definition in definitions)]))
+    names = [definition.name for definition in definitions]
+    if settings.workflow_names:  # a filter: the workflows given here pass it
+        settings = settings.with_overrides(
+            workflow_names=tuple(dict.fromkeys([*settings.workflow_names, *names])))
     port = settings.http_port if arguments.port is None else arguments.port
-    service = Service.embedded(settings.with_overrides(workflow_names=names, http_port=port))
+    service = Service.embedded(settings.with_overrides(http_port=port))
     try:
         for definition in definitions:
             load_workflow(service.engine.store, definition)
@@ -88,7 +92,7 @@ def run_embedded(arguments) -> int:
                             handler_class=NoDelayHandler)
         server.start()
         print(f"mr is listening on http://{settings.http_host}:{server.server_port} "
-              f"(workflows: {', '.join(names)})", flush=True)
+              f"(workflows: {', '.join(names) or 'none yet'})", flush=True)
         _wait_for_signal()
         server.stop(timeout=5)
     finally:

@@ -51,7 +51,7 @@ def register(subparsers) -> None:
 
 def run_cleanup(arguments) -> int:
     """The removal is the engine's own (``Engine.remove``), on the configured backends."""
-    service = Service(Settings.load().with_overrides(workflow_names=()), worker=False)
+    service = Service(Settings.load(), worker=False, serve=False)
     try:
         with user_errors():
             engine = service.engine

@@ -30,6 +30,7 @@ from mr.engine.dispatch import Dispatcher
 from mr.engine.errors import (HandlerFailure, NoFreeSlot, RequestFinished, ServiceUnavailable,
                               engine_error)
 from mr.engine.messages import MAP, REDUCE, InvocationMessage
+from mr.engine.served import ServedWorkflows
 from mr.engine.shuffle import Shuffle
 from mr.engine.sweeper import Sweeper
 from mr.engine.tracker import TERMINAL_STATES, RequestTracker
@@ -105,11 +106,20 @@ class Engine:
         self._slots = (gevent.lock.BoundedSemaphore(self.concurrency)
                        if executor is not None else None)
         self._active_lease: LeaseKeeper | None = None
-        for workflow in settings.workflow_names:
-            self.requests.start(workflow)
+        #: The workflows this process serves, followed live (mr.engine.served).
+        self.served = ServedWorkflows(kv, self.keys, settings.workflow_names)
+        self.served.on_added.append(self.requests.start)
+        self.served.on_removed.append(self.requests.stop)
+
+    def serve(self) -> "Engine":
+        """Start serving the workflows (and following their requests): a front end's and a
+        worker's engine; a command that only reads or removes records needs none of it."""
+        self.served.start()
+        return self
 
     def stop(self) -> None:
         """Stop following requests and give up this process's lease on running invocations."""
+        self.served.stop()
         self.requests.stop()
         self.sweeper.stop()
         if self.shuffle_store is not self.data:
@@ -130,7 +140,7 @@ class Engine:
         arguments (or name the input files, or store the uploaded one), record the request
         and enqueue its root invocation. ``input``/``output``: checked specs
         (mr.models.data_specs); the job's when None."""
-        self._check_served(workflow)
+        self.check_served(workflow)
         definitions = self._definitions(workflow)
         initial_step = definitions.jobs.get(job_name)
         if initial_step is None:
@@ -214,12 +224,16 @@ class Engine:
         self._definitions_cache[workflow] = definitions
         return definitions
 
-    def _check_served(self, workflow: str) -> None:
-        if workflow not in self.settings.workflow_names:
-            raise NotFoundError(f"workflow {workflow!r} is not served here")
+    def check_served(self, workflow: str) -> None:
+        """NotFoundError unless this process serves ``workflow``."""
+        if not self.served.serves(workflow):
+            only = self.settings.workflow_names
+            raise NotFoundError(f"workflow {workflow!r} is not served here: it does not exist"
+                                + (f", or MR_WORKFLOW_NAMES ({', '.join(only)}) leaves it out"
+                                   if only else ""))
 
     def get_request(self, workflow: str, request_id: str) -> Request:
-        self._check_served(workflow)
+        self.check_served(workflow)
         return self.store.get(Request, workflow, request_id)
 
     def wait(self, workflow: str, request_id: str, timeout_s: float,

@@ -124,7 +124,7 @@ class Sweeper:
         now = time.time() if now is None else now
         report = SweepReport()
         seen = set()
-        for workflow in self.engine.settings.workflow_names:
+        for workflow in self.engine.served.names:
             for page in self.kv.pages(self.keys.entities(Request.kind, workflow)):
                 for stored in page:
                     try:

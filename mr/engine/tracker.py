@@ -156,7 +156,9 @@ class RequestTracker:
                 if not waiters:
                     del self._waiters[identity]
 
-    def stop(self) -> None:
-        for greenlet in self._greenlets.values():
-            greenlet.kill()
-        self._greenlets.clear()
+    def stop(self, workflow: str | None = None) -> None:
+        """Stop following ``workflow`` (its workflow was deleted), or every workflow."""
+        for name in [workflow] if workflow is not None else list(self._greenlets):
+            greenlet = self._greenlets.pop(name, None)
+            if greenlet is not None:
+                greenlet.kill()

@@ -1,7 +1,8 @@
 """A worker process's loop: consume invocation messages, and take its turn as the sweeper.
 
-A worker consumes, for every workflow it serves and every capability it offers, the map and
-reduce topics on the shared channel, so each message goes to one worker. Handler code runs in
+A worker consumes, for every workflow it serves (including those created while it runs) and
+every capability it offers, the map and reduce topics on the shared channel, so each message
+goes to one worker. Handler code runs in
 the engine's executor pool, never here. Every worker runs the sweeper loop, but only the one
 holding the sweeper lease sweeps (re-drives lost work, fails requests past their deadline,
 removes finished requests).
@@ -23,26 +24,46 @@ class Worker:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.settings = engine.settings
-        self._consumers: list[Consumer] = []
+        self._consumers: dict[str, list[Consumer]] = {}  # by workflow
+        self._capabilities = sorted({normalize_capability(capability)
+                                     for capability in self.settings.system_capabilities})
+        self._in_flight = self.settings.nsq_max_in_flight or self.engine.concurrency
 
     def start(self) -> "Worker":
-        capabilities = sorted({normalize_capability(c) for c in self.settings.system_capabilities})
-        in_flight = self.settings.nsq_max_in_flight or self.engine.concurrency
-        for workflow in self.settings.workflow_names:
-            for capability in capabilities:
-                for topic in self.engine.topics(workflow, capability):
-                    self._consumers.append(self.engine.queue.consume(
-                        topic, self.settings.channel, self.engine.handle,
-                        max_in_flight=in_flight))
+        """Consume the topics of every served workflow, and of those served later."""
+        served = self.engine.served
+        served.on_added.append(self._consume)
+        served.on_removed.append(self._stop_consuming)
+        for workflow in served.names:
+            self._consume(workflow)
         self.engine.sweeper.start()
-        log.info("worker consuming %d topics, %d messages in flight each", len(self._consumers),
-                 in_flight)
+        log.info("worker consuming the topics of %d workflows, %d messages in flight each",
+                 len(self._consumers), self._in_flight)
         return self
+
+    def _consume(self, workflow: str) -> None:
+        if workflow in self._consumers:
+            return
+        self._consumers[workflow] = [
+            self.engine.queue.consume(topic, self.settings.channel, self.engine.handle,
+                                      max_in_flight=self._in_flight)
+            for capability in self._capabilities
+            for topic in self.engine.topics(workflow, capability)]
+
+    def _stop_consuming(self, workflow: str, timeout: float | None = 10.0) -> None:
+        """A deleted workflow's messages are no longer taken; those running finish."""
+        for consumer in self._consumers.pop(workflow, []):
+            consumer.stop(timeout=timeout)
 
     def stop(self, timeout: float | None = 10.0) -> None:
         """Stop taking messages and wait up to ``timeout`` for running invocations: all
         consumers at once, so a worker whose servers are gone does not wait once per topic."""
+        served = self.engine.served
+        for listeners, listener in ((served.on_added, self._consume),
+                                    (served.on_removed, self._stop_consuming)):
+            if listener in listeners:
+                listeners.remove(listener)
         gevent.joinall([gevent.spawn(consumer.stop, timeout=timeout)
-                        for consumer in self._consumers])
+                        for consumers in self._consumers.values() for consumer in consumers])
         self._consumers.clear()
         self.engine.sweeper.stop()

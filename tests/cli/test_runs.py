@@ -74,7 +74,7 @@ def finished_request(mr, etcd_server, nsqd_server, tmp_path):
     kv = etcd_client(etcd_server)
     queue = NsqQueue([nsqd_server.addresses["tcp"]])
     executor = ExecutorPool(size=2, default_timeout_s=10)
-    engine = Engine(settings, kv, queue, FsspecDataStore(data_dir), executor)
+    engine = Engine(settings, kv, queue, FsspecDataStore(data_dir), executor).serve()
     worker = Worker(engine).start()
     try:
         request = engine.submit(workflow, "count", DOCUMENTS, blocking=True)

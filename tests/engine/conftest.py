@@ -88,7 +88,7 @@ def start_cluster(request, mode: str, executor, tmp_path):
         kv = etcd_client(request.getfixturevalue("etcd_server"))
         queue = NsqQueue([request.getfixturevalue("nsqd_server").addresses["tcp"]])
         data = FsspecDataStore(str(tmp_path / "data"))
-    engine = Engine(settings, kv, queue, data, executor)
+    engine = Engine(settings, kv, queue, data, executor).serve()
     cluster = Cluster(engine, Worker(engine).start())
     yield cluster
     cluster.worker.stop(timeout=2)
@@ -116,7 +116,7 @@ def second_worker(cluster, executor):
     def start(capabilities: tuple[str, ...]) -> Worker:
         engine = cluster.engine
         settings = engine.settings.with_overrides(system_capabilities=capabilities)
-        other = Engine(settings, engine.kv, engine.queue, engine.data, executor)
+        other = Engine(settings, engine.kv, engine.queue, engine.data, executor).serve()
         started.append(other)
         return Worker(other).start()
 

@@ -1,6 +1,9 @@
 """A local distributed mr — etcd, nsqd, two ``mr worker`` processes and the gunicorn front end —
 under faults, driven over HTTP as a client would."""
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -105,3 +108,27 @@ def test_the_cluster_serves_again_after_the_kill(cluster):
     status, body = call(f"{cluster.url}/job/faults/many", {"arguments": {"n": 10}})
     assert status == 200
     assert dict(body["result"]["pairs"]) == {"count": 10, "sum": 45}
+
+
+def test_a_workflow_loaded_while_the_cluster_runs_is_served_within_a_second(cluster):
+    """No restart: the front end and the workers follow the workflows in etcd."""
+    environment = {**os.environ, **cluster.env}
+    mr = [sys.executable, "-m", "mr.cli.main", "workflow"]
+    wordcount = str(Path(__file__).parents[2] / "handlers" / "wordcount")
+    url = f"{cluster.url}/job/wordcount/wordcount"
+    assert call(url, {"arguments": {"a": "x"}})[0] == 404
+    subprocess.run([*mr, "load", wordcount], env=environment, check=True, capture_output=True)
+    loaded = time.monotonic()
+    while (answer := call(url, {"arguments": {"a": "to be or not to be"}}))[0] == 404:
+        assert time.monotonic() - loaded < 1.0, answer
+        time.sleep(0.05)
+    status, body = answer
+    assert status == 200, body
+    assert sorted(body["result"]["pairs"]) == [["be", 2], ["not", 1], ["or", 1], ["to", 2]]
+    subprocess.run([*mr, "delete", "wordcount"], env=environment, check=True,
+                   capture_output=True)
+    deleted = time.monotonic()
+    while (answer := call(url, {"arguments": {"a": "x"}}))[0] != 404:
+        assert time.monotonic() - deleted < 1.0, answer
+        time.sleep(0.05)
+    assert "is not served here" in answer[1]["error"]["message"]

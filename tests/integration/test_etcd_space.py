@@ -43,7 +43,7 @@ def front_end(small_etcd):
     populate(EntityStore(kv, settings.kv_prefix))
     queue = MemoryQueue(message_timeout_s=settings.message_timeout_s)
     executor = ExecutorPool(size=1)
-    engine = Engine(settings, kv, queue, MemoryDataStore(), executor)
+    engine = Engine(settings, kv, queue, MemoryDataStore(), executor).serve()
     worker = Worker(engine).start()
     yield create_app(engine).test_client()
     worker.stop(timeout=2)

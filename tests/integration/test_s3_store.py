@@ -91,9 +91,11 @@ def test_a_word_count_reads_spills_and_writes_on_the_bucket_from_the_executor_ch
     texts = {"a.txt": TEXT[:500], "b.txt": TEXT[-300:]}
     for name, text in texts.items():
         bucket.pipe_file(f"{root}/in/{name}", text.encode())
-    settings = Settings.load({"MR_DATA_STORE_URL": f"{root}/data", "MR_SPLIT_BYTES": "100"})
+    settings = Settings.load({"MR_DATA_STORE_URL": f"{root}/data", "MR_SPLIT_BYTES": "100",
+                              "MR_WORKFLOW_NAMES": "s3_words"})
     with ExecutorPool(size=2, default_timeout_s=30) as pool:
-        engine = Engine(settings, MemoryKV(), MemoryQueue(), create_data_store(settings), pool)
+        engine = Engine(settings, MemoryKV(), MemoryQueue(), create_data_store(settings),
+                        pool).serve()
         cluster = Cluster(engine, Worker(engine).start())
         try:
             count_job(cluster, partitions=3)

@@ -26,7 +26,7 @@ def make_engine():
         kv, queue = MemoryKV(), MemoryQueue(message_timeout_s=settings.message_timeout_s)
         populate(EntityStore(kv, settings.kv_prefix))
         executor = ExecutorPool(size=1) if with_worker else None
-        engine = Engine(settings, kv, queue, MemoryDataStore(), executor)
+        engine = Engine(settings, kv, queue, MemoryDataStore(), executor).serve()
         stoppers.extend([engine.requests.stop, queue.close, kv.close])
         if with_worker:
             stoppers[:0] = [Worker(engine).start().stop, executor.close]

@@ -1,0 +1,77 @@
+"""Workflows are served live: one created while the engine runs is served by its front end and
+its worker within a second, one deleted stops being served, and MR_WORKFLOW_NAMES only narrows
+the set — in embedded mode and over etcd and nsqd."""
+import gevent
+import pytest
+
+from mr.engine.engine import Engine
+from mr.models import Handler, Job, NotFoundError, Step, Workflow
+from mr.worker.worker import Worker
+
+SERVED_WITHIN_S = 1.0
+
+
+@pytest.fixture
+def live_engine(cluster, executor):
+    """An engine and worker beside the cluster's, serving every workflow (no filter)."""
+    engine = cluster.engine
+    settings = engine.settings.with_overrides(workflow_names=())
+    other = Engine(settings, engine.kv, engine.queue, engine.data, executor).serve()
+    worker = Worker(other).start()
+    yield other
+    worker.stop(timeout=2)
+    other.stop()
+
+
+def wait_until(condition, timeout_s: float = SERVED_WITHIN_S) -> bool:
+    with gevent.Timeout(timeout_s, False):
+        while not condition():
+            gevent.sleep(0.01)
+        return True
+    return False
+
+
+def create_workflow(store, name: str) -> None:
+    store.create(Workflow(name=name, description="created while the engine runs"))
+    store.create(Handler(workflow=name, name="echo", description="echo", handler_type="mapper",
+                         argument_spec=[["arguments", "list"]], source_type="python",
+                         source_code="yield MrConfigureToReturn()\nyield from arguments\n"))
+    store.create(Handler(workflow=name, name="total", description="total",
+                         handler_type="reducer", argument_spec=[["results", "list"]],
+                         source_type="python",
+                         source_code="for key, values in results:\n    yield key, sum(values)\n"))
+    store.create(Step(workflow=name, name="total", description="total", map_handler_name="echo",
+                      reduce_handler_name="total"))
+    store.create(Job(workflow=name, name="total", description="total", initial_step_name="total"))
+
+
+def test_a_workflow_created_while_running_is_served_and_one_deleted_is_not(cluster, live_engine):
+    name = f"{cluster.workflow}_live"
+    create_workflow(cluster.store, name)
+    assert wait_until(lambda: name in live_engine.served.names), live_engine.served.names
+    assert name not in cluster.engine.served  # MR_WORKFLOW_NAMES names another one
+    request = live_engine.submit(name, "total", {"a": 1, "b": 2}, blocking=True)
+    finished = live_engine.wait(name, request.request_id, 30)
+    assert finished is not None and finished.state == "done", finished
+    assert sorted(live_engine.result(finished)) == [["a", 1], ["b", 2]]
+    cluster.store.delete(Workflow, name)
+    assert wait_until(lambda: name not in live_engine.served.names), live_engine.served.names
+    with pytest.raises(NotFoundError, match=f"workflow '{name}' is not served here"):
+        live_engine.submit(name, "total", {"a": 1}, blocking=True)
+
+
+def test_a_request_sent_right_after_its_workflow_was_created_is_served(cluster, live_engine):
+    """No waiting for the watch: a workflow not seen yet is looked up."""
+    name = f"{cluster.workflow}_fresh"
+    create_workflow(cluster.store, name)
+    request = live_engine.submit(name, "total", {"x": 5}, blocking=True)
+    finished = live_engine.wait(name, request.request_id, 30)
+    assert finished is not None and finished.state == "done", finished
+    assert live_engine.result(finished) == [["x", 5]]
+
+
+def test_a_filtered_out_workflow_is_refused_with_the_filter_named(cluster):
+    name = f"{cluster.workflow}_other"
+    create_workflow(cluster.store, name)
+    with pytest.raises(NotFoundError, match=r"MR_WORKFLOW_NAMES \(.*\) leaves it out"):
+        cluster.engine.submit(name, "total", {"a": 1}, blocking=True)
