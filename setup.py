@@ -27,6 +27,7 @@ setup(
         "fsspec>=2023.1",
         "gevent>=24.2",
         "gnsq>=1.0.2",
+        "graphviz>=0.20",
         "gunicorn[gevent]>=22",
         "msgpack>=1.0",
         "PyYAML>=6.0",
