@@ -155,6 +155,17 @@ def test_an_unsplittable_file_larger_than_a_part_is_one_split(tmp_path):
     assert len(flat(inputs)) == 2
 
 
+def test_gzip_and_mr_files_are_one_split_each(tmp_path):
+    (tmp_path / "a.txt.gz").write_bytes(gzip.compress(b"x\n" * 100))
+    assert plan_splits(str(tmp_path / "a.txt.gz"), "text", 2) == [
+        [Split(str(tmp_path / "a.txt.gz"), 0, None, "text")]]
+    fs = fsspec.filesystem("file")
+    with open_writer(fs, str(tmp_path / "b.mr"), "mr") as writer:
+        writer.write_all([["k", index] for index in range(100)])
+    assert plan_splits(str(tmp_path / "b.mr"), "mr", 2) == [
+        [Split(str(tmp_path / "b.mr"), 0, None, "mr")]]
+
+
 @pytest.mark.parametrize("fmt, split_bytes, message", [
     ("csv", 10, "unknown dataset format 'csv'"),
     ("text", 0, "split size and parallelism must be at least 1, not 0 and 1"),
