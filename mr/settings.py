@@ -221,6 +221,13 @@ class Settings:
         60.0, "MR_REQUEST_WAIT_TIMEOUT_S", _parse_positive_float,
         "How long a blocking request waits for its result before the answer is 504; the "
         "request keeps running and can be fetched by its id.")
+    message_secret: str = _setting(
+        "", "MR_MESSAGE_SECRET", str,
+        "The cluster's shared secret: every invocation message is signed with it (HMAC-SHA256) "
+        "and workers drop, and log, any message whose signature does not match, so nobody "
+        "who can reach nsqd can make a worker run anything. The same on every front end and "
+        "worker; ``mr cluster start`` makes one. Empty: messages are neither signed nor "
+        "checked (embedded mode, whose queue is in-process).")
     max_request_bytes: int = _setting(
         128 * 1024 * 1024, "MR_MAX_REQUEST_BYTES", _parse_positive_int,
         "Largest request body accepted; a larger one is answered 413.")

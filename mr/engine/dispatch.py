@@ -15,6 +15,7 @@ from mr import codec
 from mr.data.base import DataStore
 from mr.engine.errors import HandlerFailure, engine_error
 from mr.engine.messages import MAP, REDUCE, Ancestor, InvocationMessage
+from mr.engine.signing import MessageSigner
 from mr.kv.base import KV
 from mr.models import Request
 from mr.models.keys import Keys
@@ -34,11 +35,13 @@ def child_id(parent_id: str, position: int) -> str:
 
 
 class Dispatcher:
-    def __init__(self, kv: KV, queue: Queue, data: DataStore, keys: Keys):
+    def __init__(self, kv: KV, queue: Queue, data: DataStore, keys: Keys,
+                 signer: MessageSigner):
         self.kv = kv
         self.queue = queue
         self.data = data
         self.keys = keys
+        self.signer = signer
         self._code_cache: dict[tuple[str, str], dict] = {}
 
     def step(self, request: Request, step: str) -> list:
@@ -120,7 +123,7 @@ class Dispatcher:
             mapper, _, reducer = self.step(request, message.step)
             handler = mapper if message.kind == MAP else reducer
             topic = topic_name(request.workflow, message.kind, self.capability(request, handler))
-            by_topic.setdefault(topic, []).append(message.encode())
+            by_topic.setdefault(topic, []).append(self.signer.sign(message.encode()))
         for topic, bodies in by_topic.items():
             for batch in _batches(bodies):
                 if len(batch) == 1:

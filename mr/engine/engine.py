@@ -31,6 +31,7 @@ from mr.engine.errors import (HandlerFailure, NoFreeSlot, RequestFinished, Servi
                               engine_error)
 from mr.engine.messages import MAP, REDUCE, InvocationMessage
 from mr.engine.served import ServedWorkflows
+from mr.engine.signing import ForgedMessage, MessageSigner
 from mr.engine.shuffle import Shuffle
 from mr.engine.sweeper import Sweeper
 from mr.engine.tracker import TERMINAL_STATES, RequestTracker
@@ -90,7 +91,8 @@ class Engine:
         self.executor = executor
         self.keys = Keys(settings.kv_prefix)
         self.store = EntityStore(kv, settings.kv_prefix)
-        self.dispatch = Dispatcher(kv, queue, data, self.keys)
+        self.signer = MessageSigner(settings.message_secret)
+        self.dispatch = Dispatcher(kv, queue, data, self.keys, self.signer)
         self.shuffle = Shuffle(self)
         self.tree = Tree(self)
         self.cleaner = Cleaner(self)
@@ -317,7 +319,12 @@ class Engine:
         attempt: the message is requeued with a backoff, and after MR_INVOCATION_MAX_ATTEMPTS
         deliveries the request fails with that error."""
         try:
-            invocation = InvocationMessage.decode(message.body)
+            payload = self.signer.verified(message.body)
+        except ForgedMessage as error:  # never acted on: someone else published it
+            log.error("dropping message %s: %s", message.id, error)
+            return
+        try:
+            invocation = InvocationMessage.decode(payload)
         except (ValueError, TypeError, codec.CodecError) as error:
             log.error("dropping message %s: not an invocation message (%s)", message.id, error)
             return

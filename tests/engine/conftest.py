@@ -73,12 +73,13 @@ class Cluster:
         return finished
 
 
-def start_cluster(request, mode: str, executor, tmp_path):
+def start_cluster(request, mode: str, executor, tmp_path, **overrides):
+    """``overrides``: settings of the cluster's engine beyond the tests' own."""
     workflow = f"w{uuid.uuid4().hex[:12]}"
-    settings = Settings.load({}).with_overrides(
-        workflow_names=(workflow,), kv_prefix=f"/test-{uuid.uuid4().hex[:12]}",
-        message_timeout_s=TEST_MESSAGE_TIMEOUT_S, invocation_timeout_s=10.0,
-        sweep_interval_s=0.5)
+    settings = Settings.load({}).with_overrides(**{
+        "workflow_names": (workflow,), "kv_prefix": f"/test-{uuid.uuid4().hex[:12]}",
+        "message_timeout_s": TEST_MESSAGE_TIMEOUT_S, "invocation_timeout_s": 10.0,
+        "sweep_interval_s": 0.5, **overrides})
     if mode in ("embedded", "interleaved"):
         kv, queue, data = (MemoryKV(), MemoryQueue(message_timeout_s=TEST_MESSAGE_TIMEOUT_S),
                            MemoryDataStore())

@@ -232,6 +232,9 @@ def test_a_crash_before_a_leaf_published_its_reduce_for_another_capability_loses
     accepted = cluster.engine.submit(cluster.workflow, "j", {"a": 1, "b": 2}, blocking=False)
     until("the reduce published again", published_again)
     root = next(message for message in published if is_root_map(message))
+    marker = cluster.engine.keys.published(cluster.workflow, accepted.request_id,
+                                           root.invocation_id, "reduce")
+    until("the publication recorded", lambda: cluster.engine.kv.get(marker))  # it follows
     assert deliver_again(cluster, root).responses == ["finish"]
     with running(second_worker, "bigmem"):
         request = wait_done(cluster, accepted.request_id)
