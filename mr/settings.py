@@ -228,6 +228,11 @@ class Settings:
         "who can reach nsqd can make a worker run anything. The same on every front end and "
         "worker; ``mr cluster start`` makes one. Empty: messages are neither signed nor "
         "checked (embedded mode, whose queue is in-process).")
+    max_running_requests: int = _setting(
+        1000, "MR_MAX_RUNNING_REQUESTS", _parse_non_negative_int,
+        "Requests one workflow may have running at once; one more is answered 429 with "
+        "``Retry-After``. Each front end counts what its watch of the requests shows, so "
+        "front ends accepting at the same instant may go a few over. 0: no limit.")
     max_request_bytes: int = _setting(
         128 * 1024 * 1024, "MR_MAX_REQUEST_BYTES", _parse_positive_int,
         "Largest request body accepted; a larger one is answered 413.")

@@ -28,7 +28,7 @@ from mr.data.base import DataError, DataStore
 from mr.engine.cleanup import Cleaner
 from mr.engine.dispatch import Dispatcher
 from mr.engine.errors import (HandlerFailure, NoFreeSlot, RequestFinished, ServiceUnavailable,
-                              engine_error)
+                              TooManyRequests, engine_error)
 from mr.engine.messages import MAP, REDUCE, InvocationMessage
 from mr.engine.served import ServedWorkflows
 from mr.engine.signing import ForgedMessage, MessageSigner
@@ -143,6 +143,10 @@ class Engine:
         and enqueue its root invocation. ``input``/``output``: checked specs
         (mr.models.data_specs); the job's when None."""
         self.check_served(workflow)
+        limit = self.settings.max_running_requests
+        if limit and self.requests.running_count(workflow) >= limit:
+            raise TooManyRequests(f"workflow {workflow!r} runs {limit} requests, as many as "
+                                  f"MR_MAX_RUNNING_REQUESTS allows; send this one again later")
         definitions = self._definitions(workflow)
         initial_step = definitions.jobs.get(job_name)
         if initial_step is None:
@@ -186,6 +190,7 @@ class Engine:
                 with contextlib.suppress(DataError):
                     store.delete_tree(f"{workflow}/{request_id}")
             raise
+        self.requests.track(request)
         try:
             self.dispatch.publish(request, [self.dispatch.root(request)])
         except HandlerFailure as failure:  # the definitions cannot route it: an answer, not a bug

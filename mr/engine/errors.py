@@ -20,6 +20,10 @@ class ServiceUnavailable(Exception):
     """The request could not be accepted because a backend is unreachable (HTTP 503)."""
 
 
+class TooManyRequests(Exception):
+    """A workflow runs as many requests as MR_MAX_RUNNING_REQUESTS allows (HTTP 429)."""
+
+
 class NoFreeSlot(Exception):
     """This worker runs as many invocations as it may; the message goes back to the queue."""
 

@@ -112,6 +112,16 @@ class RequestTracker:
         self._requests.pop(identity, None)
         self._wake(identity, None)
 
+    def track(self, request: Request) -> None:
+        """Count a request this process just recorded, before its watch event arrives."""
+        identity = (request.workflow, request.request_id)
+        if request.state not in TERMINAL_STATES and identity not in self._finished:
+            self._requests.setdefault(identity, request)
+
+    def running_count(self, workflow: str) -> int:
+        """How many requests of ``workflow`` run now, as the watch last saw them."""
+        return sum(1 for name, _ in self._requests if name == workflow)
+
     def is_finished(self, workflow: str, request_id: str) -> bool:
         """Known to be finished or removed, without a KV read (False: running or unknown)."""
         return (workflow, request_id) in self._finished

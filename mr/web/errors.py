@@ -14,7 +14,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from mr.data.base import DataError
-from mr.engine.errors import ServiceUnavailable
+from mr.engine.errors import ServiceUnavailable, TooManyRequests
 from mr.kv.base import KVError, KVSpaceExceededError
 from mr.models.errors import NotFoundError, ValidationError
 from mr.queue.base import QueueError
@@ -26,6 +26,7 @@ KNOWN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     NotFoundError: (404, "NotFound"),
     ValidationError: (400, "ValidationError"),
     ServiceUnavailable: (503, "ServiceUnavailable"),
+    TooManyRequests: (429, "TooManyRequests"),
     KVError: (503, "ServiceUnavailable"),
     QueueError: (503, "ServiceUnavailable"),
     DataError: (503, "ServiceUnavailable"),
@@ -34,6 +35,8 @@ KNOWN_ERRORS: dict[type[Exception], tuple[int, str]] = {
 #: Retry-After of a 503, in seconds: a backend that could not be reached is usually back within
 #: seconds, an etcd out of space only once an operator has freed some.
 RETRY_AFTER_S = 5
+#: Retry-After of a 429: a request of the workflow has to finish first.
+RETRY_AFTER_BUSY_S = 1
 RETRY_AFTER_SPACE_EXCEEDED_S = 60
 
 
@@ -78,6 +81,8 @@ def _http_error(error: HTTPException) -> Response:
 def _known_error(status: int, error_type: str):
     def answer(error: Exception) -> Response:
         response = error_response(status, error_type, str(error))
+        if status == 429:
+            response.headers["Retry-After"] = str(RETRY_AFTER_BUSY_S)
         if status == 503:
             log.warning("answering 503 to %s %s: %s", request.method, request.path, error)
             response.headers["Retry-After"] = str(

@@ -21,7 +21,14 @@ def submit(workflow: str, job_name: str) -> Response:
     engine = current_engine()
     fmt = upload_format(request)
     if fmt is None:
-        body = parse_body(request)
+        try:
+            body = parse_body(request)
+        except RequestEntityTooLarge:
+            raise ApiError(413, "RequestEntityTooLarge",
+                           f"the body is larger than MR_MAX_REQUEST_BYTES "
+                           f"({engine.settings.max_request_bytes} bytes); send a large input "
+                           f"as an upload (Content-Type text/plain or application/x-ndjson) "
+                           f"or name it by reference") from None
     else:
         body = parse_upload_options(request.args)
         request.max_content_length = engine.settings.max_upload_bytes

@@ -48,7 +48,7 @@ def front_end(small_etcd):
     yield create_app(engine).test_client()
     worker.stop(timeout=2)
     executor.close()
-    engine.requests.stop()
+    engine.stop()
     queue.close()
     kv.close()
 

@@ -27,7 +27,7 @@ def make_engine():
         populate(EntityStore(kv, settings.kv_prefix))
         executor = ExecutorPool(size=1) if with_worker else None
         engine = Engine(settings, kv, queue, MemoryDataStore(), executor).serve()
-        stoppers.extend([engine.requests.stop, queue.close, kv.close])
+        stoppers.extend([engine.stop, queue.close, kv.close])
         if with_worker:
             stoppers[:0] = [Worker(engine).start().stop, executor.close]
         return engine

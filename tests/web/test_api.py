@@ -122,7 +122,24 @@ def test_body_over_max_request_bytes_is_413(make_engine):
     small = b'{"arguments": {"a": "' + b"x" * 900 + b'"}}'
     assert post_job(client, body=small, query="?blocking=false").status_code == 202
     large = b'{"arguments": {"a": "' + b"x" * 1100 + b'"}}'
-    assert_error(post_job(client, body=large), 413, "RequestEntityTooLarge")
+    assert_error(post_job(client, body=large), 413, "RequestEntityTooLarge",
+                 "larger than MR_MAX_REQUEST_BYTES (1024 bytes)", "as an upload")
+
+
+def test_a_workflow_at_its_running_requests_limit_answers_429_until_one_ends(make_engine):
+    engine = make_engine(max_running_requests=2)  # no worker: accepted requests keep running
+    client = create_app(engine).test_client()
+    accepted = [submit_non_blocking(client) for _ in range(2)]
+    assert [response.status_code for response in accepted] == [202, 202]
+    refused = post_job(client, query="?blocking=false")
+    assert_error(refused, 429, "TooManyRequests", "'w' runs 2 requests",
+                 "MR_MAX_RUNNING_REQUESTS")
+    assert refused.headers["Retry-After"] == "1"
+    engine.cancel("w", accepted[0].get_json()["request_id"])
+    with gevent.Timeout(5):
+        while (again := post_job(client, query="?blocking=false")).status_code == 429:
+            gevent.sleep(0.02)
+    assert again.status_code == 202, again.get_json()
 
 
 def test_wrong_method_is_405_with_allow(client):
