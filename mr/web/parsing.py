@@ -14,6 +14,9 @@ from mr.models.data_specs import check_input, check_output
 from mr.web.errors import ApiError
 
 BODY_FIELDS = ("arguments", "input", "output", "deadline_s")
+#: How deep arrays and objects may nest in "arguments": deeper values cost every process that
+#: encodes or decodes them stack and time, and no job needs them.
+MAX_ARGUMENT_DEPTH = 64
 #: Content types of a body that is the request's input, and the input format each is read in.
 UPLOAD_FORMATS = {"text/plain": "text", "application/x-ndjson": "jsonl",
                   "application/jsonl": "jsonl"}
@@ -93,6 +96,9 @@ def parse_body(http_request: Request) -> JobBody:
     if not isinstance(arguments, dict):
         raise ApiError(400, "InvalidBody", f'"arguments" must be a JSON object of name -> value, '
                                            f'got {_json_type(arguments)}')
+    if _depth(arguments) > MAX_ARGUMENT_DEPTH:
+        raise ApiError(400, "InvalidBody", f'"arguments" are nested more than '
+                                           f'{MAX_ARGUMENT_DEPTH} levels deep')
     return JobBody(arguments, _deadline(body.get("deadline_s")),
                    _spec(check_input, body.get("input")), _spec(check_output, body.get("output")))
 
@@ -123,6 +129,18 @@ def _load_json(data: bytes) -> Any:
         raise ApiError(400, "MalformedJSON", f"the body is not valid JSON: {error}") from None
     except RecursionError:
         raise ApiError(400, "MalformedJSON", "the body is nested too deeply") from None
+
+
+def _depth(value: Any) -> int:
+    """How deep arrays and objects nest in ``value`` (a scalar: 0), without recursion."""
+    deepest, level = 0, [(value, 0)]
+    while level:
+        item, depth = level.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth + 1)
+            level.extend((child, depth + 1)
+                         for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _refuse_constant(name: str) -> None:

@@ -59,6 +59,7 @@ def test_malformed_json_is_400(client, body, fragment):
     (b'{"arguments": [["a", 1]]}', '"arguments" must be a JSON object of name -> value, got an '
                                    'array'),
     (b'{"arguments": null}', "got null"),
+    (b'{"arguments": {"a": ' + b"[" * 64 + b"]" * 64 + b'}}', "nested more than 64 levels deep"),
     (b'{"input": "books/"}', 'input must be an object such as {"url": ...}, got str'),
     (b'{"input": {"url": ""}}', "input.url must be a non-empty string"),
     (b'{"input": {"url": "b", "format": "csv"}}', "input.format must be one of text, jsonl, mr"),
@@ -75,6 +76,11 @@ def test_invalid_body_is_400(client, body, fragment):
 ])
 def test_inputs_that_cannot_be_read_are_400(client, body, fragment):
     assert_error(post_job(client, body=body), 400, "ValidationError", fragment)
+
+
+def test_arguments_nested_as_deep_as_allowed_are_accepted(client):
+    body = b'{"arguments": {"a": ' + b"[" * 63 + b"]" * 63 + b'}}'
+    assert post_job(client, body=body, query="?blocking=false").status_code == 202
 
 
 def test_arguments_msgpack_cannot_hold_are_400(client):
