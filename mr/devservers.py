@@ -207,9 +207,19 @@ def stop_from_pid_files(data_dir: Path, exclude: set[str] = frozenset()) -> list
     return stopped
 
 
+@dataclasses.dataclass(frozen=True)
+class EtcdTls:
+    """An etcd serving clients over TLS: its certificate and key, and the CA that signed the
+    client certificates it requires."""
+    cert_file: str
+    key_file: str
+    client_ca_file: str
+
+
 def etcd(data_dir: Path, client_port: int = 0, peer_port: int = 0,
          tie_to_parent: bool = False, max_txn_ops: int = MAX_TXN_OPS,
-         quota_backend_bytes: int = 0, compaction_retention: str = "5m") -> ServerProcess:
+         quota_backend_bytes: int = 0, compaction_retention: str = "5m",
+         tls: EtcdTls | None = None) -> ServerProcess:
     """An etcd member of a one-node cluster (v3 API only; etcd 3.4 has v2 off by default).
 
     Its history is compacted every ``compaction_retention`` to the revision of that long ago
@@ -221,7 +231,7 @@ def etcd(data_dir: Path, client_port: int = 0, peer_port: int = 0,
     """
     client_port = client_port or free_port()
     peer_port = peer_port or free_port()
-    client = f"http://{LOOPBACK}:{client_port}"
+    client = f"{'https' if tls else 'http'}://{LOOPBACK}:{client_port}"
     peer = f"http://{LOOPBACK}:{peer_port}"
     argv = [find_binary("etcd"), "--name", "mr", "--data-dir", str(Path(data_dir) / "etcd"),
             "--listen-client-urls", client, "--advertise-client-urls", client,
@@ -231,8 +241,15 @@ def etcd(data_dir: Path, client_port: int = 0, peer_port: int = 0,
             "--auto-compaction-mode", "periodic",
             "--auto-compaction-retention", compaction_retention,
             "--quota-backend-bytes", str(quota_backend_bytes)]
+    health_url = f"{client}/health"
+    if tls is not None:  # its health is then read on a plain listener of its own
+        metrics = f"http://{LOOPBACK}:{free_port()}"
+        argv += ["--cert-file", tls.cert_file, "--key-file", tls.key_file,
+                 "--trusted-ca-file", tls.client_ca_file, "--client-cert-auth",
+                 "--listen-metrics-urls", metrics]
+        health_url = f"{metrics}/health"
     return ServerProcess("etcd", argv, Path(data_dir), {"client": client, "peer": peer},
-                         f"{client}/health", tie_to_parent=tie_to_parent)
+                         health_url, tie_to_parent=tie_to_parent)
 
 
 def nsqd(data_dir: Path, tcp_port: int = 0, http_port: int = 0, msg_timeout_s: float = 60.0,

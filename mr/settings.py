@@ -97,6 +97,21 @@ class Settings:
         "order of preference; when set, it replaces ``MR_ETCD_HOST`` and ``MR_ETCD_PORT``. A "
         "client talks to one member and moves on to the next when that one does not answer.")
     etcd_is_ssl: bool = _setting(False, "MR_ETCD_IS_SSL", _parse_bool, "Talk to etcd over HTTPS.")
+    etcd_ca_file: str = _setting(
+        "", "MR_ETCD_CA_FILE", str,
+        "With MR_ETCD_IS_SSL: the CA certificate (PEM) etcd's certificate must be signed by. "
+        "Empty: the system's CAs.")
+    etcd_cert_file: str = _setting(
+        "", "MR_ETCD_CERT_FILE", str,
+        "With MR_ETCD_IS_SSL: the client certificate (PEM) to present to an etcd started with "
+        "``--client-cert-auth``.")
+    etcd_key_file: str = _setting(
+        "", "MR_ETCD_KEY_FILE", str, "The private key (PEM) of MR_ETCD_CERT_FILE.")
+    etcd_user: str = _setting(
+        "", "MR_ETCD_USER", str,
+        "The etcd user mr authenticates as, when etcd's authentication is enabled.")
+    etcd_password: str = _setting(
+        "", "MR_ETCD_PASSWORD", str, "The password of MR_ETCD_USER.")
     etcd_timeout_s: float = _setting(
         5.0, "MR_ETCD_TIMEOUT_S", _parse_positive_float,
         "Deadline of one etcd request; an unreachable etcd is retried until this passes.")

@@ -8,6 +8,9 @@ def create_kv(settings: Settings) -> KV:
     if settings.kv_backend == "etcd":
         from mr.kv.etcd import EtcdKV
         return EtcdKV(settings.etcd_host, settings.etcd_port, endpoints=settings.etcd_endpoints,
-                      ssl=settings.etcd_is_ssl, timeout_s=settings.etcd_timeout_s)
+                      ssl=settings.etcd_is_ssl, timeout_s=settings.etcd_timeout_s,
+                      ca_file=settings.etcd_ca_file, cert_file=settings.etcd_cert_file,
+                      key_file=settings.etcd_key_file, user=settings.etcd_user,
+                      password=settings.etcd_password)
     from mr.kv.memory import MemoryKV
     return MemoryKV()

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import gevent
 import urllib3
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, ReadTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, ReadTimeoutError, SSLError
 
 from mr.kv.base import (KV, CompactedError, Compare, Delete, DeleteResult, Get, KeyValue, KVError,
                         KVSpaceExceededError, LeaseNotFoundError, Operation, Put, PutResult,
@@ -50,7 +50,9 @@ _TARGETS = {"value": "VALUE", "version": "VERSION", "create_revision": "CREATE",
 _RESULTS = {"==": "EQUAL", "!=": "NOT_EQUAL", "<": "LESS", ">": "GREATER"}
 _GRPC_INVALID_ARGUMENT = 3
 _GRPC_NOT_FOUND = 5
+_GRPC_PERMISSION_DENIED = 7
 _GRPC_RESOURCE_EXHAUSTED = 8
+_GRPC_UNAUTHENTICATED = 16
 
 
 def _b64(data: str | bytes) -> str:
@@ -129,6 +131,9 @@ class _EtcdWatch(QueuedWatch):
             except (HTTPError, OSError, ValueError, KVError) as error:
                 if self._cancelled:
                     return
+                if _is_unauthenticated(error):
+                    self._kv.authenticate()  # the token expired: a new one, same member
+                    continue
                 self._kv.fail_over(self._url)
                 log.info("watch stream on %s broke (%s); reopening on %s from revision %d",
                          self._url, error, self._kv.base_url, self._next_revision)
@@ -141,10 +146,10 @@ class _EtcdWatch(QueuedWatch):
         request = dict(self._request, start_revision=str(self._next_revision))
         self._url = self._kv.base_url
         # A stream holds its connection for as long as it lives: it gets one of its own.
-        with urllib3.connection_from_url(self._url, maxsize=1) as connection:
+        with urllib3.connection_from_url(self._url, maxsize=1, **self._kv.tls) as connection:
             response = connection.request(
                 "POST", "/v3/watch", body=json.dumps({"create_request": request}),
-                headers={"Content-Type": "application/json"}, preload_content=False,
+                headers=self._kv.headers(), preload_content=False,
                 timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=WATCH_IDLE_TIMEOUT_S),
                 retries=False)
             self._read(response)
@@ -182,6 +187,13 @@ class _EtcdWatch(QueuedWatch):
         self._greenlet.kill(block=False)  # unwinds _stream, which closes the stream
 
 
+def _is_unauthenticated(error: Exception) -> bool:
+    """etcd refused a request for its missing or expired auth token."""
+    return isinstance(error, _EtcdError) and (
+        error.code == _GRPC_UNAUTHENTICATED or "invalid auth token" in error.text
+        or "user name is empty" in error.text)
+
+
 def _json_or_text(data: bytes) -> dict:
     try:
         decoded = json.loads(data)
@@ -199,16 +211,51 @@ class EtcdKV(KV):
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 2379, *,
-                 endpoints: Sequence[str] = (), ssl: bool = False, timeout_s: float = 5.0):
+                 endpoints: Sequence[str] = (), ssl: bool = False, timeout_s: float = 5.0,
+                 ca_file: str = "", cert_file: str = "", key_file: str = "",
+                 user: str = "", password: str = ""):
+        """``ssl``: HTTPS, checking etcd's certificate against ``ca_file`` (else the system's
+        CAs) and presenting ``cert_file``/``key_file`` when etcd asks for a client
+        certificate. ``user``/``password``: etcd's authentication, when it is enabled; a
+        refused one is a KVError here, at once."""
         scheme = "https" if ssl else "http"
         self.endpoint_urls = [f"{scheme}://{endpoint}"
                               for endpoint in endpoints or [f"{host}:{port}"]]
         self._endpoint = 0
         self.timeout_s = timeout_s
+        #: urllib3's TLS options, for the pool and for each watch's own connection.
+        self.tls = {key: value for key, value in {
+            "cert_reqs": "CERT_REQUIRED", "ca_certs": ca_file or None,
+            "cert_file": cert_file or None, "key_file": key_file or None}.items()
+            if value} if ssl else {}
         # Sized for a worker's concurrency (max-in-flight per topic), so connections are
         # reused rather than opened and discarded under load.
-        self.pool = urllib3.PoolManager(maxsize=256, block=False)
+        self.pool = urllib3.PoolManager(maxsize=256, block=False, **self.tls)
         self._watches: list[_EtcdWatch] = []
+        self._credentials = (user, password) if user else None
+        self._token: str | None = None
+        if self._credentials:
+            self.authenticate()
+
+    def headers(self) -> dict[str, str]:
+        """The headers of a gateway request: its body type, and the auth token if any."""
+        if self._token is None:
+            return {"Content-Type": "application/json"}
+        return {"Content-Type": "application/json", "Authorization": self._token}
+
+    def authenticate(self) -> None:
+        """Get a token for the user (etcd's tokens expire; a request refused for that gets a
+        new one and goes again)."""
+        if self._credentials is None:
+            raise KVError("etcd asks for authentication: set MR_ETCD_USER and MR_ETCD_PASSWORD")
+        user, password = self._credentials
+        try:
+            answer = self._call("/v3/auth/authenticate", {"name": user, "password": password},
+                                writes=False, authenticated=False)
+        except (_EtcdError, ValueError) as error:  # etcd's "invalid argument": a bad password
+            raise KVError(f"etcd refused user {user!r} (MR_ETCD_USER, MR_ETCD_PASSWORD): "
+                          f"{getattr(error, 'text', error)}") from None
+        self._token = answer["token"]
 
     @property
     def base_url(self) -> str:
@@ -222,7 +269,7 @@ class EtcdKV(KV):
             self._endpoint = (self._endpoint + 1) % len(self.endpoint_urls)
 
     def _call(self, path: str, payload: dict, *, writes: bool,
-              timeout_s: float | None = None) -> dict:
+              timeout_s: float | None = None, authenticated: bool = True) -> dict:
         """One gateway request within the deadline (``timeout_s``, default the client's).
 
         A request that never reached etcd (connection refused: restarting, or down) is retried
@@ -241,11 +288,17 @@ class EtcdKV(KV):
             try:
                 response = self.pool.request(
                     "POST", base_url + path, body=body,
-                    headers={"Content-Type": "application/json"},
+                    headers=self.headers() if authenticated else {
+                        "Content-Type": "application/json"},
                     timeout=urllib3.Timeout(total=remaining,
                                             connect=min(remaining, CONNECT_TIMEOUT_S)),
                     retries=False)
             except HTTPError as error:
+                if isinstance(error, SSLError) or isinstance(getattr(error, "reason", None),
+                                                             SSLError):
+                    raise KVError(f"etcd at {base_url}: the TLS handshake failed ({error}); "
+                                  f"check MR_ETCD_CA_FILE, MR_ETCD_CERT_FILE and "
+                                  f"MR_ETCD_KEY_FILE") from None
                 self.fail_over(base_url)
                 failures += 1
                 sure_not_sent = isinstance(error, ConnectTimeoutError) or isinstance(
@@ -262,11 +315,18 @@ class EtcdKV(KV):
             decoded = _json_or_text(response.data)
             if response.status == 200:
                 return decoded
-            raise self._error(path, response.status, decoded)
+            error = self._error(path, response.status, decoded)
+            if authenticated and _is_unauthenticated(error) and not failures:
+                self.authenticate()  # the token expired (or none yet): once more with one
+                failures += 1
+                continue
+            raise error
 
-    @staticmethod
-    def _error(path: str, status: int, body: dict) -> Exception:
+    def _error(self, path: str, status: int, body: dict) -> Exception:
         error = _EtcdError(status, body)
+        if error.code == _GRPC_PERMISSION_DENIED and self._credentials is None:
+            return KVError(f"etcd denied {path} ({error.text}): its authentication is on; set "
+                           f"MR_ETCD_USER and MR_ETCD_PASSWORD")
         if error.code == _GRPC_NOT_FOUND and "lease" in error.text:
             return LeaseNotFoundError(error.text)
         if error.code == _GRPC_INVALID_ARGUMENT and "too many operations" in error.text:

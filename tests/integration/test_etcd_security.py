@@ -1,0 +1,174 @@
+"""mr over an etcd that requires TLS with client certificates, then authentication: the
+certificates are made here (a CA, etcd's certificate, mr's client certificate, and another CA
+that etcd does not trust), etcd is real, and a wrong certificate or password is a clear error
+at once."""
+import datetime
+import ipaddress
+import time
+
+import gevent
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from mr import devservers
+from mr.data.memory import MemoryDataStore
+from mr.engine.engine import Engine
+from mr.executor import ExecutorPool
+from mr.kv import create_kv
+from mr.kv.base import KVError
+from mr.models import EntityStore, Handler, Job, Step, Workflow
+from mr.queue.memory import MemoryQueue
+from mr.settings import Settings
+from mr.worker.worker import Worker
+
+ROOT_PASSWORD = "correct horse battery staple"
+TOKEN_TTL_S = 1
+
+
+def _name(subject: str, client: bool = False) -> x509.Name:
+    """A client certificate names no common name: with authentication on, etcd refuses a
+    gateway request from a certificate with one (it would stand for the user otherwise)."""
+    oid = NameOID.ORGANIZATION_NAME if client else NameOID.COMMON_NAME
+    return x509.Name([x509.NameAttribute(oid, subject)])
+
+
+def _issue(directory, name: str, subject: str, issuer: tuple | None, *, ca: bool = False,
+           server: bool = False) -> tuple:
+    """Write ``name``.pem and ``name``-key.pem: a certificate for ``subject``, signed by
+    ``issuer`` (its certificate and key; None: itself)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    issuer_certificate, issuer_key = issuer or (None, key)
+    builder = (x509.CertificateBuilder()
+               .subject_name(_name(subject, client=not (ca or server)))
+               .issuer_name(issuer_certificate.subject if issuer_certificate else _name(subject))
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if server:
+        builder = builder.add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False)
+    certificate = builder.sign(issuer_key, hashes.SHA256())
+    (directory / f"{name}.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (directory / f"{name}-key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return certificate, key
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("pki")
+    ca = _issue(directory, "ca", "mr test CA", None, ca=True)
+    _issue(directory, "etcd", "etcd", ca, server=True)
+    _issue(directory, "mr", "mr", ca)
+    stranger = _issue(directory, "stranger-ca", "a CA etcd does not trust", None, ca=True)
+    _issue(directory, "stranger", "mr", stranger)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def secure_etcd(tmp_path_factory, pki):
+    server = devservers.etcd(tmp_path_factory.mktemp("secure-etcd"), tie_to_parent=True,
+                             tls=devservers.EtcdTls(str(pki / "etcd.pem"),
+                                                    str(pki / "etcd-key.pem"),
+                                                    str(pki / "ca.pem")))
+    server.argv += ["--auth-token-ttl", str(TOKEN_TTL_S)]  # tokens expire during the tests
+    server.start()
+    yield server
+    server.stop()
+
+
+def settings_for(server, pki, client: str = "mr", **more: str) -> Settings:
+    host, port = server.addresses["client"].rsplit("/", 1)[-1].split(":")
+    return Settings.load({
+        "MR_KV_BACKEND": "etcd", "MR_ETCD_HOST": host, "MR_ETCD_PORT": port,
+        "MR_ETCD_IS_SSL": "1", "MR_ETCD_CA_FILE": str(pki / "ca.pem"),
+        "MR_ETCD_CERT_FILE": str(pki / f"{client}.pem"),
+        "MR_ETCD_KEY_FILE": str(pki / f"{client}-key.pem"), "MR_ETCD_TIMEOUT_S": "3",
+        "MR_KV_PREFIX": f"/secure-{time.monotonic_ns()}", **more})
+
+
+def quickly_refused(settings: Settings, match: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(KVError, match=match):
+        with create_kv(settings) as kv:
+            kv.put("/probe", b"x")
+    assert time.monotonic() - started < 2.0  # refused, not retried until the deadline
+
+
+def test_mr_talks_to_etcd_over_tls_with_its_client_certificate(secure_etcd, pki):
+    assert secure_etcd.addresses["client"].startswith("https://")
+    with create_kv(settings_for(secure_etcd, pki)) as kv:
+        with kv.watch("/tls/", prefix=True) as watch:
+            kv.put("/tls/a", b"1")
+            event = watch.get(timeout=5)
+        assert (event.type, event.kv.key, event.kv.value) == ("put", "/tls/a", b"1")
+        assert kv.get("/tls/a").value == b"1"
+
+
+@pytest.mark.parametrize("client, ca, match", [
+    ("stranger", "ca", "TLS handshake failed"),  # a certificate etcd does not trust
+    ("mr", "stranger-ca", "TLS handshake failed"),  # etcd's certificate not trusted here
+])
+def test_a_wrong_certificate_is_a_clear_error_at_once(secure_etcd, pki, client, ca, match):
+    quickly_refused(settings_for(secure_etcd, pki, client,
+                                 MR_ETCD_CA_FILE=str(pki / f"{ca}.pem")), match)
+
+
+def test_with_authentication_on_mr_needs_its_user_and_password(secure_etcd, pki):
+    """Enabled here, at the end of the module's use of this etcd: it stays on."""
+    with create_kv(settings_for(secure_etcd, pki)) as admin:
+        for path, body in [("/v3/auth/user/add", {"name": "root", "password": ROOT_PASSWORD}),
+                           ("/v3/auth/role/add", {"name": "root"}),
+                           ("/v3/auth/user/grant", {"user": "root", "role": "root"}),
+                           ("/v3/auth/enable", {})]:
+            admin._call(path, body, writes=True)
+    quickly_refused(settings_for(secure_etcd, pki), "authentication is on; set MR_ETCD_USER")
+    quickly_refused(settings_for(secure_etcd, pki, MR_ETCD_USER="root",
+                                 MR_ETCD_PASSWORD="wrong"), "etcd refused user 'root'")
+    settings = settings_for(secure_etcd, pki, MR_ETCD_USER="root",
+                            MR_ETCD_PASSWORD=ROOT_PASSWORD).with_overrides(workflow_names=("tls",))
+    run_a_request(settings)
+    with create_kv(settings) as kv:  # a token that expired is renewed, not an error
+        kv.put("/renewed", b"1")
+        gevent.sleep(TOKEN_TTL_S * 3)
+        assert kv.get("/renewed").value == b"1"
+
+
+def run_a_request(settings: Settings) -> None:
+    """The engine over that etcd: records, transactions, and the watches a request waits on."""
+    kv = create_kv(settings)
+    store = EntityStore(kv, settings.kv_prefix)
+    store.create(Workflow(name="tls", description="over TLS"))
+    store.create(Handler(workflow="tls", name="echo", description="echo", handler_type="mapper",
+                         argument_spec=[["arguments", "list"]], source_type="python",
+                         source_code="yield MrConfigureToReturn()\nyield from arguments\n"))
+    store.create(Handler(workflow="tls", name="total", description="total",
+                         handler_type="reducer", argument_spec=[["results", "list"]],
+                         source_type="python",
+                         source_code="for key, values in results:\n    yield key, sum(values)\n"))
+    store.create(Step(workflow="tls", name="total", description="total",
+                      map_handler_name="echo", reduce_handler_name="total"))
+    store.create(Job(workflow="tls", name="total", description="total",
+                     initial_step_name="total"))
+    queue = MemoryQueue()
+    with ExecutorPool(size=1) as executor:
+        engine = Engine(settings, kv, queue, MemoryDataStore(), executor).serve()
+        worker = Worker(engine).start()
+        try:
+            request = engine.submit("tls", "total", {"a": 1, "b": 2}, blocking=True)
+            with gevent.Timeout(30):
+                finished = engine.wait("tls", request.request_id, 30)
+            assert finished.state == "done", finished.error
+            assert sorted(engine.result(finished)) == [["a", 1], ["b", 2]]
+        finally:
+            worker.stop(timeout=2)
+            engine.stop()
+            queue.close()
+            kv.close()
