@@ -252,9 +252,18 @@ def etcd(data_dir: Path, client_port: int = 0, peer_port: int = 0,
                          health_url, tie_to_parent=tie_to_parent)
 
 
+@dataclasses.dataclass(frozen=True)
+class NsqdTls:
+    """An nsqd that accepts TCP clients over TLS only, with a certificate signed by
+    ``client_ca_file`` (its HTTP API, on loopback, stays plain)."""
+    cert_file: str
+    key_file: str
+    client_ca_file: str
+
+
 def nsqd(data_dir: Path, tcp_port: int = 0, http_port: int = 0, msg_timeout_s: float = 60.0,
          max_msg_timeout_s: float = 15 * 60.0, lookupd_tcp_address: str | None = None,
-         tie_to_parent: bool = False) -> ServerProcess:
+         tie_to_parent: bool = False, tls: NsqdTls | None = None) -> ServerProcess:
     """An nsqd whose queued messages survive a crash.
 
     ``--mem-queue-size=0`` sends every message through the topic's and channel's disk queue (by
@@ -273,6 +282,11 @@ def nsqd(data_dir: Path, tcp_port: int = 0, http_port: int = 0, msg_timeout_s: f
             "--log-level=warn"]
     if lookupd_tcp_address:
         argv.append(f"--lookupd-tcp-address={lookupd_tcp_address}")
+    if tls is not None:  # TCP clients over TLS only; the plain HTTP API stays on loopback
+        argv += [f"--tls-cert={tls.cert_file}", f"--tls-key={tls.key_file}",
+                 f"--tls-root-ca-file={tls.client_ca_file}",
+                 "--tls-client-auth-policy=require-verify", "--tls-required=tcp-https",
+                 f"--https-address={LOOPBACK}:{free_port()}"]
     (Path(data_dir) / "nsqd").mkdir(parents=True, exist_ok=True)
     return ServerProcess("nsqd", argv, Path(data_dir),
                          {"tcp": f"{LOOPBACK}:{tcp_port}", "http": f"{LOOPBACK}:{http_port}"},

@@ -122,6 +122,20 @@ class Settings:
         ("127.0.0.1:4150",), "MR_NSQD_HOSTS", _parse_list,
         "Comma-separated ``host:port`` TCP addresses of the nsqd servers to publish to and "
         "consume from.")
+    nsqd_tls: bool = _setting(
+        False, "MR_NSQD_TLS", _parse_bool,
+        "Talk to nsqd over TLS (nsqd started with ``--tls-cert``, ``--tls-key`` and "
+        "``--tls-required``).")
+    nsqd_ca_file: str = _setting(
+        "", "MR_NSQD_CA_FILE", str,
+        "With MR_NSQD_TLS: the CA certificate (PEM) nsqd's certificate must be signed by; "
+        "empty: nsqd's certificate is not checked.")
+    nsqd_cert_file: str = _setting(
+        "", "MR_NSQD_CERT_FILE", str,
+        "With MR_NSQD_TLS: the client certificate (PEM) to present to an nsqd that requires "
+        "one (``--tls-client-auth-policy``).")
+    nsqd_key_file: str = _setting(
+        "", "MR_NSQD_KEY_FILE", str, "The private key (PEM) of MR_NSQD_CERT_FILE.")
     nsqlookupd_http_addresses: tuple = _setting(
         (), "MR_NSQLOOKUPD_HTTP_ADDRESSES", _parse_list,
         "Comma-separated ``host:port`` HTTP addresses of nsqlookupd servers; when set, consumers "

@@ -8,6 +8,7 @@ pool bounded by max-in-flight. Retry limits and backoff are the engine's busines
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from typing import Sequence
 
@@ -78,9 +79,16 @@ class _FullReadyConsumer(gnsq.Consumer):
 
 
 class _Producer(gnsq.Producer):
-    """gnsq's producer, which can also drop the connection a publish went out on. It drops a
+    """gnsq's producer, which can also drop the connection a publish went out on (it drops a
     connection only once the socket fails, so an nsqd that hangs, or whose host drops off the
-    network, would keep its turn among the connections until the socket times out (60 s)."""
+    network, would keep its turn among the connections until the socket times out: 60 s), and
+    which can connect over TLS."""
+
+    def handle_response(self, conn, response) -> None:
+        """gnsq's, but for the OK that ends a TLS upgrade: it arrives while the connection
+        is still being identified, before it has a queue of pending publishes."""
+        if conn in self._response_queues:
+            super().handle_response(conn, response)
 
     def drop_connection_of(self, answer: gevent.event.AsyncResult) -> None:
         for connection, pending in list(self._response_queues.items()):
@@ -90,7 +98,7 @@ class _Producer(gnsq.Producer):
 
 class _NsqConsumer(Consumer):
     def __init__(self, topic, channel, handler, max_in_flight, nsqd_tcp_addresses,
-                 lookupd_http_addresses):
+                 lookupd_http_addresses, connection_options):
         self._handler = handler
         self._pool = gevent.pool.Pool(max_in_flight)
         self._consumer = _FullReadyConsumer(
@@ -105,6 +113,7 @@ class _NsqConsumer(Consumer):
             # nsqd otherwise buffers deliveries to a busy consumer and flushes them every
             # 250 ms: every hop of an invocation tree would wait for that tick.
             output_buffer_size=-1,
+            **connection_options,
         )
         self._consumer.on_message.connect(self._take, weak=False)
         self._consumer.start(block=False)
@@ -120,19 +129,30 @@ class _NsqConsumer(Consumer):
 
 
 class NsqQueue(Queue):
+    """``tls``: talk to nsqd over TLS (nsqd's ``--tls-*`` options), checking its certificate
+    against ``ca_file`` and presenting ``cert_file``/``key_file`` when nsqd asks for one."""
+
     def __init__(self, nsqd_tcp_addresses: Sequence[str],
-                 lookupd_http_addresses: Sequence[str] = (), publish_timeout_s: float = 10.0):
+                 lookupd_http_addresses: Sequence[str] = (), publish_timeout_s: float = 10.0,
+                 *, tls: bool = False, ca_file: str = "", cert_file: str = "",
+                 key_file: str = ""):
         if not nsqd_tcp_addresses:
             raise ValueError("at least one nsqd address is needed")
         self._nsqd = list(nsqd_tcp_addresses)
         self._lookupd = list(lookupd_http_addresses)
         self._publish_timeout_s = publish_timeout_s
+        #: gnsq's connection options: TLS upgraded to right after the IDENTIFY exchange.
+        self._connection_options = {"tls_v1": True, "tls_options": {
+            "cert_reqs": ssl.CERT_REQUIRED if ca_file else ssl.CERT_NONE,
+            "ca_certs": ca_file or None, "certfile": cert_file or None,
+            "keyfile": key_file or None}} if tls else {}
         self._producer: _Producer | None = None
         self._consumers: list[_NsqConsumer] = []
 
     def _started_producer(self) -> _Producer:
         if self._producer is None:
-            self._producer = _Producer(self._nsqd, max_backoff_duration=RECONNECT_MAX_INTERVAL_S)
+            self._producer = _Producer(self._nsqd, max_backoff_duration=RECONNECT_MAX_INTERVAL_S,
+                                       **self._connection_options)
             self._producer.start()
         return self._producer
 
@@ -179,7 +199,7 @@ class NsqQueue(Queue):
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         consumer = _NsqConsumer(topic, channel, handler, max_in_flight, self._nsqd,
-                                self._lookupd)
+                                self._lookupd, self._connection_options)
         self._consumers.append(consumer)
         return consumer
 

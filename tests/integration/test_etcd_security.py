@@ -2,16 +2,10 @@
 certificates are made here (a CA, etcd's certificate, mr's client certificate, and another CA
 that etcd does not trust), etcd is real, and a wrong certificate or password is a clear error
 at once."""
-import datetime
-import ipaddress
 import time
 
 import gevent
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from mr import devservers
 from mr.data.memory import MemoryDataStore
@@ -23,60 +17,22 @@ from mr.models import EntityStore, Handler, Job, Step, Workflow
 from mr.queue.memory import MemoryQueue
 from mr.settings import Settings
 from mr.worker.worker import Worker
+from tests.pki import make_pki
 
 ROOT_PASSWORD = "correct horse battery staple"
 TOKEN_TTL_S = 1
 
 
-def _name(subject: str, client: bool = False) -> x509.Name:
-    """A client certificate names no common name: with authentication on, etcd refuses a
-    gateway request from a certificate with one (it would stand for the user otherwise)."""
-    oid = NameOID.ORGANIZATION_NAME if client else NameOID.COMMON_NAME
-    return x509.Name([x509.NameAttribute(oid, subject)])
-
-
-def _issue(directory, name: str, subject: str, issuer: tuple | None, *, ca: bool = False,
-           server: bool = False) -> tuple:
-    """Write ``name``.pem and ``name``-key.pem: a certificate for ``subject``, signed by
-    ``issuer`` (its certificate and key; None: itself)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    issuer_certificate, issuer_key = issuer or (None, key)
-    builder = (x509.CertificateBuilder()
-               .subject_name(_name(subject, client=not (ca or server)))
-               .issuer_name(issuer_certificate.subject if issuer_certificate else _name(subject))
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-            critical=False)
-    certificate = builder.sign(issuer_key, hashes.SHA256())
-    (directory / f"{name}.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (directory / f"{name}-key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    return certificate, key
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("pki")
-    ca = _issue(directory, "ca", "mr test CA", None, ca=True)
-    _issue(directory, "etcd", "etcd", ca, server=True)
-    _issue(directory, "mr", "mr", ca)
-    stranger = _issue(directory, "stranger-ca", "a CA etcd does not trust", None, ca=True)
-    _issue(directory, "stranger", "mr", stranger)
-    return directory
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")
 def secure_etcd(tmp_path_factory, pki):
     server = devservers.etcd(tmp_path_factory.mktemp("secure-etcd"), tie_to_parent=True,
-                             tls=devservers.EtcdTls(str(pki / "etcd.pem"),
-                                                    str(pki / "etcd-key.pem"),
+                             tls=devservers.EtcdTls(str(pki / "server.pem"),
+                                                    str(pki / "server-key.pem"),
                                                     str(pki / "ca.pem")))
     server.argv += ["--auth-token-ttl", str(TOKEN_TTL_S)]  # tokens expire during the tests
     server.start()
@@ -84,7 +40,7 @@ def secure_etcd(tmp_path_factory, pki):
     server.stop()
 
 
-def settings_for(server, pki, client: str = "mr", **more: str) -> Settings:
+def settings_for(server, pki, client: str = "client", **more: str) -> Settings:
     host, port = server.addresses["client"].rsplit("/", 1)[-1].split(":")
     return Settings.load({
         "MR_KV_BACKEND": "etcd", "MR_ETCD_HOST": host, "MR_ETCD_PORT": port,
@@ -114,7 +70,7 @@ def test_mr_talks_to_etcd_over_tls_with_its_client_certificate(secure_etcd, pki)
 
 @pytest.mark.parametrize("client, ca, match", [
     ("stranger", "ca", "TLS handshake failed"),  # a certificate etcd does not trust
-    ("mr", "stranger-ca", "TLS handshake failed"),  # etcd's certificate not trusted here
+    ("client", "stranger-ca", "TLS handshake failed"),  # etcd's certificate not trusted here
 ])
 def test_a_wrong_certificate_is_a_clear_error_at_once(secure_etcd, pki, client, ca, match):
     quickly_refused(settings_for(secure_etcd, pki, client,
