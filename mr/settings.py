@@ -1,8 +1,9 @@
 """The one settings object of mr.
 
 Every setting has a field here, an ``MR_*`` environment variable (JobX's name where JobX had the
-setting) and a key in the optional TOML file named by ``MR_CONFIG_FILE``. Precedence, lowest to
-highest: the default, the file, the environment. ``docs/settings.rst`` is generated from the
+setting) and a key in the optional TOML settings file (``MR_CONFIG_FILE``, else
+``~/.config/mr/config.toml`` when it exists). Precedence, lowest to highest: the default, the
+file, the environment. ``docs/settings.rst`` is generated from the
 table below by ``mr settings --doc``, so the documentation cannot drift from the code.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ import dataclasses
 import os
 import re
 import tomllib
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 
@@ -294,6 +296,14 @@ class Settings:
         8080, "MR_HTTP_PORT", _parse_non_negative_int,
         "Port the HTTP front end listens on (``mr run``, and gunicorn's dev config; 0: any "
         "free port, for ``mr run``).")
+    url: str = _setting(
+        "", "MR_URL", str,
+        "The front end that ``mr submit``, ``mr request wait|cancel`` and ``mr pipeline run`` "
+        "talk to (``mr cluster start`` writes its own). Empty: ``http://127.0.0.1:MR_HTTP_PORT``, "
+        "where ``mr run`` listens, and ``mr pipeline run`` starts a private ``mr run``.")
+    token: str = _setting(
+        "", "MR_TOKEN", str,
+        "Bearer token those commands send to the front end, for deployments that check one.")
 
     @classmethod
     def specs(cls) -> list[tuple[dataclasses.Field, _Spec]]:
@@ -301,10 +311,11 @@ class Settings:
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> "Settings":
-        """Settings from the defaults, the file named by ``MR_CONFIG_FILE`` and ``MR_*`` variables."""
+        """Settings from the defaults, the settings file (``config_file_path``) and ``MR_*``
+        variables."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        config_file = environ.get("MR_CONFIG_FILE")
+        config_file = config_file_path(environ)
         if config_file:
             values.update(cls._read_file(config_file))
         for field, spec in cls.specs():
@@ -334,6 +345,24 @@ class Settings:
 
     def with_overrides(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
+
+
+def default_config_file(environ: Mapping[str, str]) -> Path | None:
+    """``$XDG_CONFIG_HOME/mr/config.toml``, else ``$HOME/.config/mr/config.toml``; None when
+    ``environ`` names neither directory (a mapping built by hand reads no file by surprise)."""
+    base = environ.get("XDG_CONFIG_HOME") or (
+        environ.get("HOME") and os.path.join(environ["HOME"], ".config"))
+    return Path(base, "mr", "config.toml") if base else None
+
+
+def config_file_path(environ: Mapping[str, str]) -> str | None:
+    """The settings file to read: ``MR_CONFIG_FILE`` when set (set empty: none), else the
+    default file when it exists, which ``mr cluster start`` writes so that every ``mr`` command
+    finds the cluster with no exports."""
+    if "MR_CONFIG_FILE" in environ:
+        return environ["MR_CONFIG_FILE"] or None
+    default = default_config_file(environ)
+    return str(default) if default is not None and default.is_file() else None
 
 
 def _parse(spec: _Spec, text: str, origin: str) -> Any:

@@ -11,7 +11,9 @@ from gevent import monkey
 if not monkey.is_module_patched("socket"):  # scripts/test patches before pytest starts
     monkey.patch_all()
 
+import os  # noqa: E402
 import shutil  # noqa: E402
+import tempfile  # noqa: E402
 import uuid  # noqa: E402
 from typing import NamedTuple  # noqa: E402
 
@@ -23,6 +25,11 @@ from mr.kv.memory import MemoryKV  # noqa: E402
 from mr.queue.memory import MemoryQueue  # noqa: E402
 from mr.queue.nsq import NsqQueue  # noqa: E402
 from mr.settings import Settings  # noqa: E402
+
+# The suite never reads a developer's settings file (mr cluster start writes one); many
+# fixtures strip every MR_* variable, so the default file's directory is moved instead.
+os.environ.pop("MR_CONFIG_FILE", None)
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="mr-test-config-")
 
 #: Short, so that redelivery after a message timeout is observable quickly in tests.
 TEST_MESSAGE_TIMEOUT_S = 1.0

@@ -3,7 +3,9 @@
 ``start`` runs etcd, nsqlookupd and nsqd, loads workflow definitions into etcd, then starts N
 ``mr worker`` processes and the gunicorn front end, each in the background with its log and pid
 file in the data directory; the bulk data goes to a directory there, shared by all of them.
-``stop`` stops exactly the processes recorded there, front end and workers first.
+``stop`` stops exactly the processes recorded there, front end and workers first. ``start``
+writes the cluster's connection settings to the settings file every mr command reads, and
+``stop`` removes them (``mr.cli.cluster_settings``).
 
 ``start_cluster`` can also put nginx in front, with the shipped site (deploy/nginx/mr.conf), as
 a production deployment has it; the fault suite (tests/faults) drives its load through it.
@@ -20,6 +22,7 @@ import time
 from pathlib import Path
 
 from mr import devservers
+from mr.cli import cluster_settings
 from mr.cli.errors import UserError
 from mr.handlers.load import (WorkflowDefinition, WorkflowDefinitionError, load_workflow,
                               read_definition)
@@ -192,10 +195,15 @@ def nginx_process(data_dir: Path, socket_path: Path) -> NginxProcess:
 
 
 def run_start(arguments) -> int:
+    """Start the cluster, then write its settings where every mr command reads them (or, with
+    ``MR_CONFIG_FILE`` set empty, print them to export)."""
     data_dir: Path = arguments.data_dir.resolve()
     if devservers.running_from(data_dir):
         raise UserError(f"a cluster is already running from {data_dir}; "
                         f"stop it with: mr cluster stop --data-dir {data_dir}")
+    settings_file = cluster_settings.target()
+    if settings_file is not None:
+        cluster_settings.check_writable(settings_file)
     try:
         definitions = [read_definition(path) for path in arguments.definitions]
         cluster = start_cluster(data_dir, definitions, arguments.workers, arguments.port)
@@ -203,9 +211,22 @@ def run_start(arguments) -> int:
         raise UserError(str(error)) from None
     for process in cluster.processes:
         print(process.describe())
-    print(f"\nmr is serving {cluster.env['MR_WORKFLOW_NAMES']} at {cluster.url}")
-    print("Settings for mr commands against this cluster:")
-    print("export " + " ".join(f"{name}={value}" for name, value in cluster.env.items()))
+    served = cluster.env.get("MR_WORKFLOW_NAMES", "every workflow in its etcd")
+    print(f"\nmr is serving {served} at {cluster.url}")
+    connections = {**cluster.env, "MR_KV_PREFIX": Settings.load().kv_prefix,
+                   "MR_URL": cluster.url}
+    if settings_file is None:
+        print("Settings for mr commands against this cluster:")
+        print("export " + " ".join(f"{name}={connections[name]}"
+                                   for name in cluster_settings.CONNECTIONS))
+        return 0
+    try:
+        cluster_settings.write(settings_file, data_dir, connections)
+    except OSError as error:
+        raise UserError(f"the cluster runs, but its settings could not be written to "
+                        f"{settings_file}: {error.strerror}") from None
+    print(f"mr commands find this cluster through {settings_file}, which mr cluster stop "
+          f"removes")
     return 0
 
 
@@ -219,4 +240,7 @@ def run_stop(arguments) -> int:
     stopped = (devservers.stop_from_pid_files(data_dir, exclude=servers)
                + devservers.stop_from_pid_files(data_dir))
     print("stopped " + ", ".join(stopped))
+    settings_file = cluster_settings.target()
+    if cluster_settings.remove(settings_file, data_dir):
+        print(f"removed its settings, {settings_file}")
     return 0

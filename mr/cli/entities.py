@@ -12,6 +12,7 @@ import datetime
 import json
 from typing import Any, Callable, Iterator
 
+from mr.cli import cluster_settings
 from mr.cli.errors import UserError
 from mr.data.base import DataError
 from mr.kv import create_kv
@@ -37,10 +38,24 @@ def user_errors() -> Iterator[None]:
         raise UserError(f"the data store is not reachable: {error}") from None
 
 
+def shared_kv_settings() -> Settings:
+    """The settings, refused when they name the embedded KV: a command would write into, and
+    read from, a store of its own that vanishes when it exits, and report success."""
+    settings = Settings.load()
+    if settings.kv_backend == "memory":
+        where = cluster_settings.target()
+        writes = f"writes its settings to {where}" if where else "prints its settings"
+        raise UserError(
+            "no KV store is configured (MR_KV_BACKEND is memory, a store private to this "
+            f"command): start a cluster with mr cluster start, which {writes}, or set "
+            "MR_KV_BACKEND=etcd, MR_ETCD_HOST and MR_ETCD_PORT")
+    return settings
+
+
 @contextlib.contextmanager
-def open_store(settings: Settings | None = None) -> Iterator[EntityStore]:
+def open_store() -> Iterator[EntityStore]:
     """The entity store over the configured KV, closed afterwards."""
-    settings = settings or Settings.load()
+    settings = shared_kv_settings()
     kv = create_kv(settings)
     try:
         with user_errors():

@@ -2,8 +2,9 @@
 steps of a ``pipeline.yaml`` run as jobs, with checkpoints under its staging URL
 (``docs/pipelines.rst``).
 
-Without ``--url`` (or ``url:`` in the file) a pipeline runs against a private ``mr run`` of the
-file's ``workflows``, started for the run and stopped after it.
+Without ``--url``, ``url:`` in the file or ``MR_URL`` (which ``mr cluster start`` writes) a
+pipeline runs against a private ``mr run`` of the file's ``workflows``, started for the run and
+stopped after it.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from mr.pipeline import JobRunFailed, PipelineError
 from mr.pipeline import spec as pipeline_spec
 from mr.pipeline import status as pipeline_status
 from mr.pipeline.runner import PipelineRun
+from mr.settings import Settings
 
 STATUS_FORMATS = ("text", "dot", "svg")
 
@@ -34,9 +36,9 @@ def register(subparsers) -> None:
                             "again")
     modes.add_argument("--use-existing", dest="mode", action="store_const",
                        const="use_existing", help="skip every step whose output exists")
-    run.add_argument("--url", help="a running mr to use (default: the file's url, else a "
-                                   "private mr run of its workflows)")
-    run.add_argument("--token", help="bearer token sent to the mr at --url")
+    run.add_argument("--url", help="a running mr to use (default: the file's url, else "
+                                   "MR_URL, else a private mr run of its workflows)")
+    run.add_argument("--token", help="bearer token sent to that mr (default: MR_TOKEN)")
     run.set_defaults(run=run_pipeline, mode="fresh")
     status = verbs.add_parser("status", help="the steps of a pipeline's last run: states, "
                                              "timings, requests")
@@ -55,7 +57,10 @@ def _load(path: Path) -> pipeline_spec.PipelineSpec:
 
 def run_pipeline(arguments) -> int:
     spec = _load(arguments.file)
-    runner = PipelineRun(spec, mode=arguments.mode, url=arguments.url, token=arguments.token,
+    settings = Settings.load()
+    runner = PipelineRun(spec, mode=arguments.mode,
+                         url=arguments.url or spec.url or settings.url or None,
+                         token=arguments.token or settings.token or None,
                          report=lambda line: print(line, flush=True))
     try:
         runs = runner.run()

@@ -7,7 +7,9 @@ Both stop gracefully on SIGINT or SIGTERM.
 """
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import signal
 import socket
 import sys
@@ -70,6 +72,18 @@ def run_worker(arguments) -> int:
     return 0
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The front end's socket, bound before anything starts: a port in use is one line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=socket.SOMAXCONN)
+    except OSError as error:
+        hint = ("; another process listens there (another mr run?): choose another port with "
+                "--port or MR_HTTP_PORT" if error.errno == errno.EADDRINUSE else "")
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise UserError(f"cannot listen on {host}:{port}: {reason}{hint}") from None
+
+
 def run_embedded(arguments) -> int:
     from mr.web.app import create_app
 
@@ -84,11 +98,12 @@ def run_embedded(arguments) -> int:
         settings = settings.with_overrides(
             workflow_names=tuple(dict.fromkeys([*settings.workflow_names, *names])))
     port = settings.http_port if arguments.port is None else arguments.port
+    listener = _listen(settings.http_host, port)
     service = Service.embedded(settings.with_overrides(http_port=port))
     try:
         for definition in definitions:
             load_workflow(service.engine.store, definition)
-        server = WSGIServer((settings.http_host, port), create_app(service.engine), log=None,
+        server = WSGIServer(listener, create_app(service.engine), log=None,
                             handler_class=NoDelayHandler)
         server.start()
         print(f"mr is listening on http://{settings.http_host}:{server.server_port} "

@@ -1,5 +1,6 @@
 """``mr request``, ``mr invocation`` and ``mr session``: the run state of requests, for looking
-into a request (JobX's ``mr_get_request_sessions``) and for removing one by hand.
+into a request (JobX's ``mr_get_request_sessions``) and for removing one by hand. ``mr request
+wait|cancel`` go through the front end instead (``mr.cli.submit``).
 
 A request's invocations are kept only for map invocations that branched, and everything of a
 request goes when it is removed: after its retention, or by ``mr request cleanup``.
@@ -9,15 +10,16 @@ from __future__ import annotations
 import collections
 
 from mr import codec
-from mr.cli.entities import (add_get, add_json_option, add_list, open_store, to_json,
-                             user_errors)
+from mr.cli import submit
+from mr.cli.entities import (add_get, add_json_option, add_list, open_store,
+                             shared_kv_settings, to_json, user_errors)
 from mr.models import Invocation, Request, Session
 from mr.service import Service
-from mr.settings import Settings
 
 
 def register(subparsers) -> None:
-    request = subparsers.add_parser("request", help="show, list and remove requests")
+    request = subparsers.add_parser("request",
+                                    help="show, list, wait for, cancel and remove requests")
     verbs = request.add_subparsers(dest="verb", required=True, metavar="VERB")
     add_get(verbs, Request)
     add_list(verbs, Request, lambda request: "\t".join(
@@ -29,6 +31,7 @@ def register(subparsers) -> None:
     cleanup.add_argument("-s", "--simulate", action="store_true",
                          help="show what would be removed, remove nothing")
     cleanup.set_defaults(run=run_cleanup)
+    submit.add_request_verbs(verbs)
 
     invocation = subparsers.add_parser(
         "invocation", help="show the branching map invocations of a request")
@@ -51,7 +54,7 @@ def register(subparsers) -> None:
 
 def run_cleanup(arguments) -> int:
     """The removal is the engine's own (``Engine.remove``), on the configured backends."""
-    service = Service(Settings.load(), worker=False, serve=False)
+    service = Service(shared_kv_settings(), worker=False, serve=False)
     try:
         with user_errors():
             engine = service.engine

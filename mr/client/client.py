@@ -10,7 +10,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+from typing import Any, Callable
 
 from mr.client.errors import ApiError, Cancelled, JobFailed, Unreachable, error_for
 
@@ -62,13 +62,17 @@ class Client:
         """The request's status document (``GET /request/<workflow>/<id>``)."""
         return self._call("GET", _request_path(workflow, request_id))
 
-    def wait(self, workflow: str, request_id: str, timeout_s: float | None = None) -> dict:
+    def wait(self, workflow: str, request_id: str, timeout_s: float | None = None, *,
+             on_status: Callable[[dict[str, Any]], None] | None = None) -> dict:
         """The status document once the request is done; JobFailed or Cancelled when it is
-        not, TimeoutError when ``timeout_s`` passes first."""
+        not, TimeoutError when ``timeout_s`` passes first. ``on_status`` is given every status
+        document read on the way, the last one included, to show progress."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         pause = FIRST_POLL_S
         while True:
             status = self.status(workflow, request_id)
+            if on_status is not None:
+                on_status(status)
             if status["state"] in FINISHED_STATES:
                 return finished(status)
             if deadline is not None and time.monotonic() + pause > deadline:

@@ -54,11 +54,17 @@ def etcd_settings(etcd_server) -> dict[str, str]:
             "MR_KV_PREFIX": f"/test-cli-{uuid.uuid4().hex[:12]}"}
 
 
-@pytest.fixture
-def mr(etcd_server):
+def environment_without_settings() -> dict[str, str]:
+    """This process's environment without mr's settings, and with no settings file (not even
+    one a ``mr cluster start`` of the developer's wrote)."""
     environment = {name: value for name, value in os.environ.items()
                    if not name.startswith("MR_")}
-    return Mr({**environment, **etcd_settings(etcd_server)})
+    return {**environment, "MR_CONFIG_FILE": ""}
+
+
+@pytest.fixture
+def mr(etcd_server):
+    return Mr({**environment_without_settings(), **etcd_settings(etcd_server)})
 
 
 @pytest.fixture
