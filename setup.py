@@ -22,6 +22,8 @@ setup(
     long_description_content_type="text/x-rst",
     python_requires=">=3.11",
     packages=find_packages(include=["mr", "mr.*"]),
+    # The OpenAPI description that GET /openapi.json serves.
+    package_data={"mr.web": ["openapi.yaml"]},
     install_requires=[
         "Flask>=3.0",
         "fsspec>=2023.1",
@@ -37,8 +39,12 @@ setup(
         # S3 and S3-compatible object stores in s3:// URLs (MR_DATA_STORE_URL, inputs, outputs);
         # a botocore this recent reads an S3-compatible endpoint from AWS_ENDPOINT_URL_S3.
         "s3": ["s3fs>=2024.2", "botocore>=1.34"],
-        # moto's standalone S3 server: a real S3 API on loopback for the object store tests.
-        "test": ["pytest>=8", "moto[server]>=5.2"],
+        # moto's standalone S3 server: a real S3 API on loopback for the object store tests;
+        # schemathesis fuzzes the HTTP API against its OpenAPI description, which
+        # openapi-spec-validator checks.
+        # cryptography makes the certificates of the TLS tests (etcd, nsqd).
+        "test": ["pytest>=8", "moto[server]>=5.2", "schemathesis>=4.32,<5",
+                 "openapi-spec-validator>=0.7", "cryptography>=42"],
     },
     entry_points={
         "console_scripts": [

@@ -6,20 +6,23 @@ from flask import Flask, Response
 from mr.engine.engine import Engine
 from mr.service import Service
 from mr.settings import Settings
-from mr.web import errors, health, job_definition, jobs, request_status
+from mr.web import errors, health, job_definition, jobs, openapi, request_status
 from mr.web.context import ENGINE_EXTENSION, fulfilled_by
 
 FULFILLED_BY_HEADER = "X-FULFILLED-BY"
 
 
 def create_app(engine: Engine) -> Flask:
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no static files: every route is the API's
+    # OPTIONS is answered as any other method a route does not have (a JSON 405 with Allow),
+    # not with Flask's empty automatic answer.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     # Werkzeug answers 413 when a body over this is read (or announced by Content-Length).
     app.config["MAX_CONTENT_LENGTH"] = engine.settings.max_request_bytes
     app.extensions[ENGINE_EXTENSION] = engine
     errors.install(app)
     for blueprint in (jobs.blueprint, request_status.blueprint, health.blueprint,
-                      job_definition.blueprint):
+                      job_definition.blueprint, openapi.blueprint):
         app.register_blueprint(blueprint)
     app.after_request(_name_the_answering_process)
     return app

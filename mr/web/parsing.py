@@ -73,7 +73,15 @@ def parse_upload_options(args: MultiDict) -> JobBody:
 
 
 def parse_body(http_request: Request) -> JobBody:
-    """A body ``{"arguments": {name: value, ...}, "deadline_s": seconds}``."""
+    """A body ``{"arguments": {name: value, ...}, "deadline_s": seconds}``; of the query
+    parameters, only ``blocking`` goes with it (an upload's ``output`` and ``deadline_s`` are
+    body fields here, and a value given in two places would have to lose silently)."""
+    unknown = sorted(set(http_request.args) - {"blocking"})
+    if unknown:
+        raise ApiError(400, "InvalidParameter", f"unknown query parameter(s) "
+                                                f"{', '.join(map(repr, unknown))}; with a JSON "
+                                                f"body only 'blocking' is one (the others are "
+                                                f"body fields)")
     if not http_request.is_json:
         raise ApiError(415, "UnsupportedMediaType",
                        f"the body must be JSON sent as Content-Type: application/json, or an "

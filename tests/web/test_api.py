@@ -148,6 +148,18 @@ def test_a_workflow_at_its_running_requests_limit_answers_429_until_one_ends(mak
     assert again.status_code == 202, again.get_json()
 
 
+@pytest.mark.parametrize("query", ["?deadline_s=5", "?output=%7B%7D", "?blocking=true&x=1"])
+def test_a_query_parameter_a_json_body_does_not_take_is_400(client, query):
+    assert_error(post_job(client, query=query), 400, "InvalidParameter",
+                 "with a JSON body only 'blocking' is one")
+
+
+def test_options_is_a_json_405_with_allow(client):
+    response = client.options("/job/w/j")
+    assert_error(response, 405, "MethodNotAllowed")
+    assert response.headers["Allow"] == "POST"
+
+
 def test_wrong_method_is_405_with_allow(client):
     response = client.get("/job/w/j")
     assert_error(response, 405, "MethodNotAllowed")
