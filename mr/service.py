@@ -51,6 +51,10 @@ class Service:
                 f"{', '.join(embedded)} name the embedded (in-process) backends, which no other "
                 f"process can share: {role} needs MR_KV_BACKEND=etcd, MR_QUEUE_BACKEND=nsq and a "
                 f"MR_DATA_STORE_URL that every worker and the front end see")
+        if not settings.message_secret:
+            log.warning("MR_MESSAGE_SECRET is empty: invocation messages are neither signed nor "
+                        "checked, so whoever can reach nsqd can make the workers run anything "
+                        "(docs/deploy.rst, signed messages)")
         return cls(settings, worker=worker)
 
     @classmethod

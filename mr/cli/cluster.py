@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -121,6 +122,8 @@ def start_cluster(data_dir: Path, definitions: list[WorkflowDefinition], workers
             "MR_KV_BACKEND": "etcd", "MR_ETCD_HOST": host, "MR_ETCD_PORT": etcd_port,
             "MR_QUEUE_BACKEND": "nsq", "MR_NSQD_HOSTS": nsqd.addresses["tcp"],
             "MR_DATA_STORE_URL": str(data_dir / "data"),
+            # Every process of the cluster signs and checks invocation messages with it.
+            "MR_MESSAGE_SECRET": settings.message_secret or secrets.token_hex(32),
             "MR_HTTP_HOST": devservers.LOOPBACK, "MR_HTTP_PORT": str(http_port)}
         if settings.workflow_names:  # a filter: the workflows loaded here pass it
             cluster.env["MR_WORKFLOW_NAMES"] = ",".join(dict.fromkeys(

@@ -15,9 +15,18 @@ def register(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
+#: Settings whose values are secrets: shown only as set or not.
+SECRETS = ("message_secret", "etcd_password", "token")
+
+
+def masked(values: dict) -> dict:
+    return {name: ("(set)" if value else "") if name in SECRETS else value
+            for name, value in values.items()}
+
+
 def run(arguments) -> int:
     if arguments.doc:
         print(settings_table_rst(), end="")
     else:
-        print(json.dumps(dataclasses.asdict(Settings.load()), indent=2))
+        print(json.dumps(masked(dataclasses.asdict(Settings.load())), indent=2))
     return 0

@@ -40,6 +40,11 @@ def call(url: str, body: dict | None = None, timeout: float = 60) -> tuple[int, 
         return error.code, json.load(error)
 
 
+def test_the_cluster_signs_its_messages_with_a_secret_of_its_own(cluster):
+    """Every request of this module runs with signed messages: its processes share it."""
+    assert len(cluster.env["MR_MESSAGE_SECRET"]) == 64
+
+
 def test_a_raising_handler_answers_the_blocking_client_within_a_second(cluster):
     started = time.monotonic()
     status, body = call(f"{cluster.url}/job/faults/explode", {"arguments": {"a": 1, "b": 2}})
