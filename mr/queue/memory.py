@@ -182,6 +182,13 @@ class MemoryQueue(Queue):
         self._sweeper = gevent.spawn(self._sweep_forever)
 
     def publish(self, topic: str, body: bytes, delay_s: float = 0.0) -> None:
+        self._put(topic, body, delay_s)
+
+    def multi_publish(self, topic: str, bodies: Sequence[bytes]) -> None:
+        for body in bodies:
+            self._put(topic, body, 0.0)
+
+    def _put(self, topic: str, body: bytes, delay_s: float) -> None:
         if not isinstance(body, bytes):
             raise TypeError(f"message bodies are bytes, got {type(body).__name__}")
         channels = self._topics.setdefault(topic, {})
@@ -190,10 +197,6 @@ class MemoryQueue(Queue):
             return
         for channel in channels.values():
             channel.put(_Entry(body), delay_s)
-
-    def multi_publish(self, topic: str, bodies: Sequence[bytes]) -> None:
-        for body in bodies:
-            self.publish(topic, body)
 
     def consume(self, topic, channel, handler, *, max_in_flight=1):
         if max_in_flight < 1:
