@@ -8,24 +8,14 @@ import gevent
 import pytest
 
 from mr import devservers
-from mr.data.memory import MemoryDataStore
-from mr.engine.engine import Engine
-from mr.executor import ExecutorPool
 from mr.kv import create_kv
 from mr.kv.base import KVError
-from mr.models import EntityStore, Handler, Job, Step, Workflow
 from mr.queue.memory import MemoryQueue
 from mr.settings import Settings
-from mr.worker.worker import Worker
-from tests.pki import make_pki
+from tests.integration.total_request import run_total_request
 
 ROOT_PASSWORD = "correct horse battery staple"
 TOKEN_TTL_S = 1
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")
@@ -88,43 +78,9 @@ def test_with_authentication_on_mr_needs_its_user_and_password(secure_etcd, pki)
     quickly_refused(settings_for(secure_etcd, pki), "authentication is on; set MR_ETCD_USER")
     quickly_refused(settings_for(secure_etcd, pki, MR_ETCD_USER="root",
                                  MR_ETCD_PASSWORD="wrong"), "etcd refused user 'root'")
-    settings = settings_for(secure_etcd, pki, MR_ETCD_USER="root",
-                            MR_ETCD_PASSWORD=ROOT_PASSWORD).with_overrides(workflow_names=("tls",))
-    run_a_request(settings)
+    settings = settings_for(secure_etcd, pki, MR_ETCD_USER="root", MR_ETCD_PASSWORD=ROOT_PASSWORD)
+    run_total_request(settings, create_kv(settings), MemoryQueue())  # records, txns, watches
     with create_kv(settings) as kv:  # a token that expired is renewed, not an error
         kv.put("/renewed", b"1")
         gevent.sleep(TOKEN_TTL_S * 3)
         assert kv.get("/renewed").value == b"1"
-
-
-def run_a_request(settings: Settings) -> None:
-    """The engine over that etcd: records, transactions, and the watches a request waits on."""
-    kv = create_kv(settings)
-    store = EntityStore(kv, settings.kv_prefix)
-    store.create(Workflow(name="tls", description="over TLS"))
-    store.create(Handler(workflow="tls", name="echo", description="echo", handler_type="mapper",
-                         argument_spec=[["arguments", "list"]], source_type="python",
-                         source_code="yield MrConfigureToReturn()\nyield from arguments\n"))
-    store.create(Handler(workflow="tls", name="total", description="total",
-                         handler_type="reducer", argument_spec=[["results", "list"]],
-                         source_type="python",
-                         source_code="for key, values in results:\n    yield key, sum(values)\n"))
-    store.create(Step(workflow="tls", name="total", description="total",
-                      map_handler_name="echo", reduce_handler_name="total"))
-    store.create(Job(workflow="tls", name="total", description="total",
-                     initial_step_name="total"))
-    queue = MemoryQueue()
-    with ExecutorPool(size=1) as executor:
-        engine = Engine(settings, kv, queue, MemoryDataStore(), executor).serve()
-        worker = Worker(engine).start()
-        try:
-            request = engine.submit("tls", "total", {"a": 1, "b": 2}, blocking=True)
-            with gevent.Timeout(30):
-                finished = engine.wait("tls", request.request_id, 30)
-            assert finished.state == "done", finished.error
-            assert sorted(engine.result(finished)) == [["a", 1], ["b", 2]]
-        finally:
-            worker.stop(timeout=2)
-            engine.stop()
-            queue.close()
-            kv.close()

@@ -5,21 +5,11 @@ import gevent
 import pytest
 
 from mr import devservers
-from mr.data.memory import MemoryDataStore
-from mr.engine.engine import Engine
-from mr.executor import ExecutorPool
 from mr.kv.memory import MemoryKV
-from mr.models import EntityStore, Handler, Job, Step, Workflow
 from mr.queue import create_queue
 from mr.queue.base import QueueError
 from mr.settings import Settings
-from mr.worker.worker import Worker
-from tests.pki import make_pki
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return make_pki(tmp_path_factory.mktemp("pki"))
+from tests.integration.total_request import run_total_request
 
 
 @pytest.fixture(scope="module")
@@ -69,32 +59,5 @@ def test_a_client_nsqd_does_not_accept_cannot_publish(secure_nsqd, pki, override
 
 
 def test_a_request_runs_over_tls_with_signed_messages(secure_nsqd, pki):
-    settings = settings_for(secure_nsqd, pki, MR_MESSAGE_SECRET="cluster secret",
-                            MR_WORKFLOW_NAMES="tls_queue")
-    kv, queue = MemoryKV(), create_queue(settings)
-    store = EntityStore(kv, settings.kv_prefix)
-    store.create(Workflow(name="tls_queue", description="over TLS"))
-    for name, handler_type, spec, code in [
-            ("echo", "mapper", "arguments", "yield MrConfigureToReturn()\nyield from arguments\n"),
-            ("total", "reducer", "results",
-             "for key, values in results:\n    yield key, sum(values)\n")]:
-        store.create(Handler(workflow="tls_queue", name=name, description=name,
-                             handler_type=handler_type, argument_spec=[[spec, "list"]],
-                             source_type="python", source_code=code))
-    store.create(Step(workflow="tls_queue", name="total", description="total",
-                      map_handler_name="echo", reduce_handler_name="total"))
-    store.create(Job(workflow="tls_queue", name="total", description="total",
-                     initial_step_name="total"))
-    with ExecutorPool(size=1) as executor:
-        engine = Engine(settings, kv, queue, MemoryDataStore(), executor).serve()
-        worker = Worker(engine).start()
-        try:
-            request = engine.submit("tls_queue", "total", {"a": 1, "b": 2}, blocking=True)
-            finished = engine.wait("tls_queue", request.request_id, 30)
-            assert finished is not None and finished.state == "done", finished
-            assert sorted(engine.result(finished)) == [["a", 1], ["b", 2]]
-        finally:
-            worker.stop(timeout=2)
-            engine.stop()
-            queue.close()
-            kv.close()
+    settings = settings_for(secure_nsqd, pki, MR_MESSAGE_SECRET="cluster secret")
+    run_total_request(settings, MemoryKV(), create_queue(settings))
