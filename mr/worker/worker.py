@@ -2,10 +2,9 @@
 
 A worker consumes, for every workflow it serves (including those created while it runs) and
 every capability it offers, the map and reduce topics on the shared channel, so each message
-goes to one worker. Handler code runs in
-the engine's executor pool, never here. Every worker runs the sweeper loop, but only the one
-holding the sweeper lease sweeps (re-drives lost work, fails requests past their deadline,
-removes finished requests).
+goes to one worker. Handler code runs in the engine's executor pool, never here. Every worker
+runs the sweeper loop, but only the one holding the sweeper lease sweeps (re-drives lost work,
+fails requests past their deadline, removes finished requests).
 """
 from __future__ import annotations
 
@@ -51,9 +50,10 @@ class Worker:
             for topic in self.engine.topics(workflow, capability)]
 
     def _stop_consuming(self, workflow: str, timeout: float | None = 10.0) -> None:
-        """A deleted workflow's messages are no longer taken; those running finish."""
+        """A deleted workflow's messages are no longer taken; those running finish, in the
+        background (the workflow watch that calls this goes on at once)."""
         for consumer in self._consumers.pop(workflow, []):
-            consumer.stop(timeout=timeout)
+            gevent.spawn(consumer.stop, timeout=timeout)
 
     def stop(self, timeout: float | None = 10.0) -> None:
         """Stop taking messages and wait up to ``timeout`` for running invocations: all
