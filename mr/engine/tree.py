@@ -422,6 +422,22 @@ class Tree:
         self.dispatch.publish(request, messages)
         self.kv.put(self._published_key(request, invocation_id, what), b"")
 
+    def progress(self, request: Request) -> dict[str, int]:
+        """How far a request has come, in map invocations: ``known``, the root and the children
+        of every branch recorded so far; ``done``, the children reduced so far (each branch's
+        completion counter counts them). One read, whatever the size of the tree; partition
+        reduces and the root's own reduction are not counted."""
+        run = self.keys.run(request.workflow, request.request_id)
+        records, counters = self.kv.txn([], [
+            Get(self.keys.entities(Invocation.kind, request.workflow, request.request_id),
+                prefix=True),
+            Get(f"{run}count/", prefix=True)]).responses
+        known = 1 + sum(Invocation.decode(kv.key.rsplit("/", 1)[1], kv.value).mapped_count or 0
+                        for kv in records.kvs)
+        done = sum(kv.version for kv in counters.kvs
+                   if not kv.key.endswith(_partitions_id("")))
+        return {"done": done, "known": known}
+
     # Helpers
 
     def _reduced_pairs(self, marker_value: bytes) -> list:

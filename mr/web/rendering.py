@@ -36,6 +36,8 @@ def describe(engine: Engine, request: Request) -> dict[str, Any]:
         body["result"] = result(engine, request)
     elif request.state == "failed":
         body["error"] = failure(request)
+    elif request.state == "running":
+        body["progress"] = engine.tree.progress(request)
     return body
 
 

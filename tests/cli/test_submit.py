@@ -142,7 +142,8 @@ def test_progress_shows_each_state_with_the_elapsed_time_on_stderr(mr):
     lines = finished.stderr.splitlines()
     request_id = REQUEST_ID.search(lines[0]).group()
     for line in lines:
-        assert re.fullmatch(rf"request {request_id} (pending|running|done) \d+\.\d s", line)
+        assert re.fullmatch(rf"request {request_id} (pending|running|done) \d+\.\d s"
+                            rf"( \[[#.]+\] \d+/\d+ invocations)?", line)  # running: counts
     assert lines[-1].split()[2] == "done" and len(set(lines)) == len(lines)
 
 
