@@ -1,9 +1,7 @@
 """The executor pool: pre-started child processes in which handler code runs, never in the worker.
 
 A CPU-bound or runaway handler therefore cannot starve the worker's gevent loop, can be killed on
-timeout, and has its output captured per invocation. A child runs the handlers of one workflow
-only (it is replaced before it serves another), so workflows cannot see each other's module
-state. Each child runs one invocation at a time;
+timeout, and has its output captured per invocation. Each child runs one invocation at a time;
 :meth:`ExecutorPool.run` blocks only its calling greenlet, so up to ``size`` invocations run in
 parallel. Every way a handler can misbehave ends its own invocation only: a child that runs too
 long or writes too much is killed, one that runs out of memory or dies is reaped, and each is
@@ -67,8 +65,6 @@ class _Child:
             close_now(request_read)
             close_now(reply_write)
         self.pid = self.process.pid
-        #: The workflow whose handlers this child has run: it runs no other's (None: none yet).
-        self.workflow: str | None = None
         self._hung_up = False
         gevent_os.make_nonblocking(self._request_write)
         gevent_os.make_nonblocking(self._reply_read)
@@ -196,7 +192,7 @@ class ExecutorPool:
                         for name in ("stdout", "stderr")]
         payload = encode_message({"task": task.to_message(), "stdout_path": output_paths[0],
                                   "stderr_path": output_paths[1]})
-        child = self._take_idle_child(task.workflow)
+        child = self._take_idle_child()
         try:
             output = InvocationOutput(output_paths, self.max_output_mb << 20)
         except BaseException:
@@ -290,17 +286,11 @@ class ExecutorPool:
                 return
         self._idle.append(child)
 
-    def _take_idle_child(self, workflow: str) -> _Child:
-        """An idle child for a task of ``workflow``: one that ran only its handlers, or a fresh
-        one; an idle child of another workflow is replaced first, so that no module state of
-        one workflow's handlers (globals, imported modules, files left open) is ever seen by
-        another's."""
+    def _take_idle_child(self) -> _Child:
         if self._closed:
             raise RuntimeError("the executor pool is closed")
         if self._idle:
-            child = min(self._idle, key=lambda idle: (idle.workflow != workflow,
-                                                      idle.workflow is not None))
-            self._idle.remove(child)
+            child = self._idle.popleft()
         else:
             waiter = gevent.event.AsyncResult()
             self._waiting.append(waiter)
@@ -316,10 +306,7 @@ class ExecutorPool:
                 raise RuntimeError("the executor pool is closed")
         if not child.is_alive():  # died while idle: not this task's doing
             self._retire(child, grace_s=0)
-            return self._take_idle_child(workflow)
-        if child.workflow not in (None, workflow):
-            child = self._replaced(child)
-        child.workflow = workflow
+            return self._take_idle_child()
         return child
 
     def _retire(self, child: _Child, grace_s: float) -> None:
@@ -328,12 +315,6 @@ class ExecutorPool:
         self._children.discard(child)
         if not self._closed:
             self._release(self._start_child())
-
-    def _replaced(self, child: _Child) -> _Child:
-        """A fresh child in the place of an idle one, for the caller that holds it."""
-        child.stop(grace_s=0)
-        self._children.discard(child)
-        return self._start_child()
 
     @staticmethod
     def _failed(task: Task, error: dict) -> dict:

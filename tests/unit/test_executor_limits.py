@@ -286,34 +286,3 @@ def test_an_exception_message_of_fifty_megabytes_is_cut():
     assert error["traceback"].startswith('Traceback (most recent call last):\n  File "handler:')
     assert "[mr: truncated: " in error["traceback"]
     assert text_bytes(error) <= ERROR_LIMIT_BYTES
-
-
-def test_a_child_runs_the_handlers_of_one_workflow_only():
-    """Module state one workflow's handler leaves in its child (here, an attribute set on an
-    imported module) is never seen by another workflow's handler: with one child, the second
-    workflow gets a fresh one; the first finds its own state again in its own child."""
-    leave = "import json\njson.left_by = 'tenant a'\nreturn [['left', json.left_by]]\n"
-    look = "import json\nreturn [['found', getattr(json, 'left_by', None)]]\n"
-    with ExecutorPool(size=1, default_timeout_s=30) as pool:
-        first = pool.run(task("reducer", leave, workflow="tenant_a"))
-        child = pool.pids
-        other = pool.run(task("reducer", look, name="look", workflow="tenant_b"))
-        assert pool.pids != child  # replaced before it served another workflow
-        again = pool.run(task("reducer", look, name="look", workflow="tenant_b"))
-        kept = pool.pids
-        back = pool.run(task("reducer", look, name="look", workflow="tenant_a"))
-    assert first.pairs == [["left", "tenant a"]]
-    assert other.pairs == again.pairs == [["found", None]]
-    assert back.pairs == [["found", None]]  # tenant_b's child was replaced in turn
-    assert kept != child
-
-
-def test_a_child_keeps_serving_its_own_workflow():
-    leave = "import json\njson.left_by = 'tenant a'\nreturn [['left', json.left_by]]\n"
-    look = "import json\nreturn [['found', getattr(json, 'left_by', None)]]\n"
-    with ExecutorPool(size=1, default_timeout_s=30) as pool:
-        pool.run(task("reducer", leave, workflow="tenant_a"))
-        child = pool.pids
-        same = pool.run(task("reducer", look, name="look", workflow="tenant_a"))
-        assert pool.pids == child
-    assert same.pairs == [["found", "tenant a"]]  # so the check above could see a leak
