@@ -27,6 +27,7 @@ from mr.cli import cluster_settings
 from mr.cli.errors import UserError
 from mr.handlers.load import (WorkflowDefinition, WorkflowDefinitionError, load_workflow,
                               read_definition)
+from mr.kv import create_kv
 from mr.kv.etcd import EtcdKV
 from mr.models import EntityStore
 from mr.settings import Settings
@@ -44,6 +45,9 @@ def register(subparsers) -> None:
     start.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     start.add_argument("--port", type=int, default=0,
                        help="front end port (default: a free one)")
+    start.add_argument("--secure", action="store_true",
+                       help="etcd and nsqd over TLS with client certificates made for the "
+                            "cluster, etcd's authentication on (needs the cryptography package)")
     start.set_defaults(run=run_start)
     stop = verbs.add_parser("stop", help="stop what start started")
     stop.add_argument("--data-dir", type=Path, default=Path(".cluster"))
@@ -100,11 +104,15 @@ class LocalCluster:
 
 def start_cluster(data_dir: Path, definitions: list[WorkflowDefinition], workers: int,
                   port: int = 0, extra_env: dict[str, str] | None = None,
-                  tie_to_parent: bool = False, nginx: bool = False) -> LocalCluster:
+                  tie_to_parent: bool = False, nginx: bool = False,
+                  secure: bool = False) -> LocalCluster:
     """Start everything; with ``nginx``, the front end also listens on a unix socket behind a
-    private nginx on a free loopback port (``LocalCluster.nginx_url``)."""
+    private nginx on a free loopback port (``LocalCluster.nginx_url``); with ``secure``, etcd
+    and nsqd accept clients over TLS with certificates made for the cluster (in
+    ``data_dir/pki``), and etcd's authentication is on (``secure_servers``)."""
     settings = Settings.load(extra_env and {**os.environ, **extra_env})
     cluster = LocalCluster([], "", {})
+    security, etcd_tls, nsqd_tls = secure_servers(data_dir) if secure else ({}, None, None)
 
     def started(process: devservers.ServerProcess) -> devservers.ServerProcess:
         process.tie_to_parent = tie_to_parent
@@ -112,8 +120,9 @@ def start_cluster(data_dir: Path, definitions: list[WorkflowDefinition], workers
         return process
 
     try:
-        etcd = started(devservers.etcd(data_dir))
-        nsqd = started(devservers.nsqd(data_dir, **devservers.nsqd_timeouts(settings)))
+        etcd = started(devservers.etcd(data_dir, tls=etcd_tls))
+        nsqd = started(devservers.nsqd(data_dir, tls=nsqd_tls,
+                                       **devservers.nsqd_timeouts(settings)))
         host, etcd_port = etcd.addresses["client"].rsplit("/", 1)[-1].split(":")
         http_port = port or devservers.free_port()
         cluster.url = f"http://{devservers.LOOPBACK}:{http_port}"
@@ -124,11 +133,14 @@ def start_cluster(data_dir: Path, definitions: list[WorkflowDefinition], workers
             "MR_DATA_STORE_URL": str(data_dir / "data"),
             # Every process of the cluster signs and checks invocation messages with it.
             "MR_MESSAGE_SECRET": settings.message_secret or secrets.token_hex(32),
-            "MR_HTTP_HOST": devservers.LOOPBACK, "MR_HTTP_PORT": str(http_port)}
+            "MR_HTTP_HOST": devservers.LOOPBACK, "MR_HTTP_PORT": str(http_port),
+            **security}
         if settings.workflow_names:  # a filter: the workflows loaded here pass it
             cluster.env["MR_WORKFLOW_NAMES"] = ",".join(dict.fromkeys(
                 [*(definition.name for definition in definitions), *settings.workflow_names]))
-        with EtcdKV(host, int(etcd_port)) as kv:
+        if secure:
+            enable_etcd_authentication(Settings.load(cluster.env))
+        with create_kv(Settings.load(cluster.env)) as kv:
             store = EntityStore(kv, settings.kv_prefix)
             for definition in definitions:
                 load_workflow(store, definition)
@@ -147,6 +159,34 @@ def start_cluster(data_dir: Path, definitions: list[WorkflowDefinition], workers
         cluster.stop()
         raise
     return cluster
+
+
+def secure_servers(data_dir: Path) -> tuple[dict[str, str], devservers.EtcdTls,
+                                            devservers.NsqdTls]:
+    """The settings of a cluster's processes to reach TLS servers with a client certificate and
+    etcd as its root user, and the servers' TLS options, certificates made on the spot."""
+    try:
+        from mr.devcerts import make_pki  # needs cryptography, which only this needs
+    except ImportError as error:
+        raise UserError(f"--secure makes certificates with the cryptography package, which is "
+                        f"not installed ({error}): pip install cryptography") from None
+    pki = make_pki(data_dir / "pki")
+    files = {"ca": str(pki / "ca.pem"), "cert": str(pki / "client.pem"),
+             "key": str(pki / "client-key.pem")}
+    settings = {"MR_ETCD_IS_SSL": "1", "MR_ETCD_CA_FILE": files["ca"],
+                "MR_ETCD_CERT_FILE": files["cert"], "MR_ETCD_KEY_FILE": files["key"],
+                "MR_ETCD_USER": "root", "MR_ETCD_PASSWORD": secrets.token_urlsafe(24),
+                "MR_NSQD_TLS": "1", "MR_NSQD_CA_FILE": files["ca"],
+                "MR_NSQD_CERT_FILE": files["cert"], "MR_NSQD_KEY_FILE": files["key"]}
+    server = (str(pki / "server.pem"), str(pki / "server-key.pem"), files["ca"])
+    return settings, devservers.EtcdTls(*server), devservers.NsqdTls(*server)
+
+
+def enable_etcd_authentication(settings: Settings) -> None:
+    """Create etcd's root user with the settings' password and turn authentication on."""
+    with EtcdKV(settings.etcd_host, settings.etcd_port, ssl=True, ca_file=settings.etcd_ca_file,
+                cert_file=settings.etcd_cert_file, key_file=settings.etcd_key_file) as kv:
+        kv.enable_authentication(settings.etcd_user, settings.etcd_password)
 
 
 def _mr_process(name: str, module_arguments: list[str], data_dir: Path, env: dict,
@@ -209,7 +249,8 @@ def run_start(arguments) -> int:
         cluster_settings.check_writable(settings_file)
     try:
         definitions = [read_definition(path) for path in arguments.definitions]
-        cluster = start_cluster(data_dir, definitions, arguments.workers, arguments.port)
+        cluster = start_cluster(data_dir, definitions, arguments.workers, arguments.port,
+                                secure=arguments.secure)
     except (WorkflowDefinitionError, devservers.ServerError) as error:
         raise UserError(str(error)) from None
     for process in cluster.processes:
@@ -221,7 +262,8 @@ def run_start(arguments) -> int:
     if settings_file is None:
         print("Settings for mr commands against this cluster:")
         print("export " + " ".join(f"{name}={connections[name]}"
-                                   for name in cluster_settings.CONNECTIONS))
+                                   for name in cluster_settings.CONNECTIONS
+                                   if name in connections))
         return 0
     try:
         cluster_settings.write(settings_file, data_dir, connections)

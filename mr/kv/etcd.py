@@ -237,6 +237,15 @@ class EtcdKV(KV):
         if self._credentials:
             self.authenticate()
 
+    def enable_authentication(self, root_user: str, password: str) -> None:
+        """Create ``root_user`` with the root role and turn etcd's authentication on (etcd
+        requires a user named root to have that role first)."""
+        for path, body in [("/v3/auth/user/add", {"name": root_user, "password": password}),
+                           ("/v3/auth/role/add", {"name": "root"}),
+                           ("/v3/auth/user/grant", {"user": root_user, "role": "root"}),
+                           ("/v3/auth/enable", {})]:
+            self._call(path, body, writes=True)
+
     def headers(self) -> dict[str, str]:
         """The headers of a gateway request: its body type, and the auth token if any."""
         if self._token is None:

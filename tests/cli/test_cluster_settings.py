@@ -30,12 +30,15 @@ def user(config_home):
                "MR_EXECUTOR_PROCESSES": "1"})
 
 
+@pytest.mark.parametrize("secure", [False, True], ids=["plain", "secure"])
 def test_the_cluster_settings_reach_every_command_until_the_cluster_stops(user, config_home,
-                                                                         tmp_path):
+                                                                         tmp_path, secure):
+    """With --secure too: the file then holds the certificates and etcd's password, which
+    every command needs, readable by its owner only."""
     data_dir = tmp_path / "cluster"
     settings_file = config_home / "mr" / "config.toml"
     started = user.run("cluster", "start", str(WORDCOUNT), "--workers", "1",
-                       "--data-dir", str(data_dir))
+                       "--data-dir", str(data_dir), *(["--secure"] if secure else []))
     try:
         assert started.returncode == 0, started.stderr
         assert (f"mr commands find this cluster through {settings_file}, which mr cluster stop "
@@ -44,6 +47,9 @@ def test_the_cluster_settings_reach_every_command_until_the_cluster_stops(user, 
         written = Settings.load({"MR_CONFIG_FILE": str(settings_file)})
         assert (written.kv_backend, written.queue_backend, written.url) == ("etcd", "nsq", url)
         assert written.data_store_url == str(data_dir / "data")
+        assert (written.etcd_is_ssl, written.nsqd_tls, bool(written.etcd_password)) == (
+            secure, secure, secure)
+        assert settings_file.stat().st_mode & 0o777 == 0o600
         assert user.ok("workflow", "list").startswith("wordcount\t")
         assert user.ok("submit", "wordcount", "wordcount", "--arg", "a=the cat the") == \
             '["cat", 1]\n["the", 2]\n'

@@ -1,7 +1,7 @@
 """Fixtures of the integration tests beyond the session's servers."""
 import pytest
 
-from tests.pki import make_pki
+from mr.devcerts import make_pki
 
 
 @pytest.fixture(scope="session")

@@ -137,3 +137,24 @@ def test_a_workflow_loaded_while_the_cluster_runs_is_served_within_a_second(clus
         assert time.monotonic() - deleted < 1.0, answer
         time.sleep(0.05)
     assert "is not served here" in answer[1]["error"]["message"]
+
+
+def test_a_secure_cluster_runs_requests_over_tls_with_etcd_authentication(tmp_path):
+    """mr cluster start --secure: certificates made for it, etcd and nsqd over TLS only,
+    etcd's authentication on; a request runs end to end, and a client without them is
+    refused."""
+    from mr.kv.base import KVError
+    from mr.kv.etcd import EtcdKV
+    secure = start_cluster(tmp_path / "secure", [read_definition(FAULTS)], workers=1,
+                           tie_to_parent=True, secure=True)
+    try:
+        assert {"MR_ETCD_IS_SSL", "MR_ETCD_PASSWORD", "MR_NSQD_TLS"} <= set(secure.env)
+        status, body = call(f"{secure.url}/job/faults/many", {"arguments": {"n": 3}})
+        assert status == 200, body
+        assert sorted(body["result"]["pairs"]) == [["count", 3], ["sum", 3]]
+        host, port = secure.env["MR_ETCD_HOST"], int(secure.env["MR_ETCD_PORT"])
+        with pytest.raises(KVError):  # plain HTTP to a TLS-only etcd
+            with EtcdKV(host, port, timeout_s=1) as plain:
+                plain.get("/probe")
+    finally:
+        secure.stop()

@@ -70,11 +70,7 @@ def test_a_wrong_certificate_is_a_clear_error_at_once(secure_etcd, pki, client, 
 def test_with_authentication_on_mr_needs_its_user_and_password(secure_etcd, pki):
     """Enabled here, at the end of the module's use of this etcd: it stays on."""
     with create_kv(settings_for(secure_etcd, pki)) as admin:
-        for path, body in [("/v3/auth/user/add", {"name": "root", "password": ROOT_PASSWORD}),
-                           ("/v3/auth/role/add", {"name": "root"}),
-                           ("/v3/auth/user/grant", {"user": "root", "role": "root"}),
-                           ("/v3/auth/enable", {})]:
-            admin._call(path, body, writes=True)
+        admin.enable_authentication("root", ROOT_PASSWORD)
     quickly_refused(settings_for(secure_etcd, pki), "authentication is on; set MR_ETCD_USER")
     quickly_refused(settings_for(secure_etcd, pki, MR_ETCD_USER="root",
                                  MR_ETCD_PASSWORD="wrong"), "etcd refused user 'root'")
