@@ -7,11 +7,11 @@ function streams; none reads a whole file or keeps more than a bounded buffer.
 from mr.datasets.formats import (FORMATS, MAGIC, OUTPUT_FORMATS, DatasetError, DatasetWriter,
                                  InputUnavailable, OutputUnavailable, open_writer, read_pairs)
 from mr.datasets.shuffle import Spiller, merged_groups, partition_of, sort_key
-from mr.datasets.splits import Split, list_files, plan_splits
+from mr.datasets.splits import SUCCESS_MARKER, Split, committed, list_files, plan_splits
 
 __all__ = [
     "FORMATS", "MAGIC", "OUTPUT_FORMATS", "DatasetError", "DatasetWriter", "InputUnavailable",
     "OutputUnavailable", "open_writer",
     "read_pairs", "Spiller", "merged_groups", "partition_of", "sort_key", "Split", "list_files",
-    "plan_splits",
+    "plan_splits", "SUCCESS_MARKER", "committed",
 ]

@@ -21,6 +21,9 @@ from mr import fsspec_loop  # noqa: F401
 from mr.datasets.formats import DatasetError, read_pairs, require_format, splittable
 
 _GLOB = re.compile(r"[*?\[]")
+#: What a writer adds to a dataset directory last, once every part is in place (Hadoop's name);
+#: hidden from listings, as every "_" name is.
+SUCCESS_MARKER = "_SUCCESS"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +52,12 @@ class Split:
     def open_pairs(self, storage_options: dict | None = None) -> Iterator[list]:
         fs, path = _filesystem(self.url, storage_options)
         return read_pairs(fs, path, self.fmt, self.start, self.end)
+
+
+def committed(url: str, storage_options: dict | None = None) -> bool:
+    """Whether the dataset directory ``url`` was committed: it holds :data:`SUCCESS_MARKER`."""
+    fs, path = _filesystem(url, storage_options)
+    return fs.exists(f"{path.rstrip('/')}/{SUCCESS_MARKER}")
 
 
 def list_files(url: str, storage_options: dict | None = None) -> list[tuple[str, int]]:

@@ -29,7 +29,7 @@ from mr import fsspec_loop  # noqa: F401
 from mr import offload
 from mr.data.base import DataError
 from mr.data.fsspec_store import published
-from mr.datasets import DatasetError, plan_splits, read_pairs
+from mr.datasets import SUCCESS_MARKER, DatasetError, committed, plan_splits, read_pairs
 from mr.engine.errors import HandlerFailure, engine_error
 from mr.models import Request
 
@@ -41,7 +41,6 @@ UPLOAD_CHUNK_BYTES = 1 << 20
 
 #: Where a file writer's parts are written before the request commits them.
 TEMPORARY_DIRECTORY = "_temporary"
-SUCCESS_MARKER = "_SUCCESS"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,8 +189,7 @@ class Shuffle:
                 except (ImportError, ValueError, OSError) as error:
                     raise ValueError(f"cannot open {spec['url']!r}: {error}") from None
         if output is not None and "url" in output:
-            fs, base = fsspec.core.url_to_fs(output["url"])
-            if offload.run(fs.exists, f"{base.rstrip('/')}/{SUCCESS_MARKER}"):
+            if offload.run(committed, output["url"]):
                 raise ValueError(f"output {output['url']!r} already holds a committed result "
                                  f"({SUCCESS_MARKER}); remove it or name another URL")
 

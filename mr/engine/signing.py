@@ -24,10 +24,6 @@ class MessageSigner:
     def __init__(self, secret: str):
         self._key = secret.encode() if secret else None
 
-    @property
-    def signs(self) -> bool:
-        return self._key is not None
-
     def sign(self, payload: bytes) -> bytes:
         if self._key is None:
             return payload

@@ -20,10 +20,8 @@ import fsspec
 # fsspec's async filesystems (s3fs) need their loop on a native thread under gevent.
 from mr import fsspec_loop  # noqa: F401
 from mr.data.fsspec_store import published
-from mr.datasets import DatasetError, list_files, read_pairs
+from mr.datasets import DatasetError, committed, list_files, read_pairs
 
-#: The file writer's marker: written last, so a directory holding it holds every part.
-SUCCESS_MARKER = "_SUCCESS"
 _PROTOCOL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
@@ -49,12 +47,6 @@ def overlaps(read: str, written: str) -> bool:
 
 def _fs(url: str):
     return fsspec.core.url_to_fs(url)
-
-
-def committed(url: str) -> bool:
-    """Whether the output directory ``url`` holds a committed result (its ``_SUCCESS``)."""
-    fs, path = _fs(url)
-    return fs.exists(f"{path.rstrip('/')}/{SUCCESS_MARKER}")
 
 
 def remove(url: str) -> None:

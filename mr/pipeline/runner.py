@@ -23,6 +23,7 @@ import time
 from typing import Any, Callable
 
 from mr.client import ApiError, Client, ClientError
+from mr.datasets import SUCCESS_MARKER
 from mr.pipeline import datasets
 from mr.pipeline.flow import JobRun, Pipeline, PipelineError
 from mr.pipeline.spec import PipelineSpec, StepSpec
@@ -33,7 +34,7 @@ UNFINISHED = {"failed": "its last run failed", "blocked": "its last run was bloc
               "cancelled": "its last run was cancelled",
               "running": "its last run did not finish", "waiting": "its last run did not finish"}
 #: What the file writer puts in an output directory: all that re-running a step removes.
-WRITER_NAMES = ("part-*", "_SUCCESS", "_temporary")
+WRITER_NAMES = ("part-*", SUCCESS_MARKER, "_temporary")
 
 
 class PipelineRun:

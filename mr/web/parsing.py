@@ -50,11 +50,8 @@ def upload_format(http_request: Request) -> str | None:
 def parse_upload_options(args: MultiDict) -> JobBody:
     """An upload's ``output`` (the JSON of a result writer) and ``deadline_s``, which a JSON
     body would carry, from the query string."""
-    unknown = sorted(set(args) - {"blocking", "output", "deadline_s"})
-    if unknown:
-        raise ApiError(400, "InvalidParameter", f"unknown query parameter(s) "
-                                                f"{', '.join(map(repr, unknown))}; an upload "
-                                                f"takes 'blocking', 'output' and 'deadline_s'")
+    _refuse_unknown(args, {"blocking", "output", "deadline_s"},
+                    "an upload takes 'blocking', 'output' and 'deadline_s'")
     output = args.get("output")
     if output is not None:
         try:
@@ -76,12 +73,8 @@ def parse_body(http_request: Request) -> JobBody:
     """A body ``{"arguments": {name: value, ...}, "deadline_s": seconds}``; of the query
     parameters, only ``blocking`` goes with it (an upload's ``output`` and ``deadline_s`` are
     body fields here, and a value given in two places would have to lose silently)."""
-    unknown = sorted(set(http_request.args) - {"blocking"})
-    if unknown:
-        raise ApiError(400, "InvalidParameter", f"unknown query parameter(s) "
-                                                f"{', '.join(map(repr, unknown))}; with a JSON "
-                                                f"body only 'blocking' is one (the others are "
-                                                f"body fields)")
+    _refuse_unknown(http_request.args, {"blocking"},
+                    "with a JSON body only 'blocking' is one (the others are body fields)")
     if not http_request.is_json:
         raise ApiError(415, "UnsupportedMediaType",
                        f"the body must be JSON sent as Content-Type: application/json, or an "
@@ -109,6 +102,13 @@ def parse_body(http_request: Request) -> JobBody:
                                            f'{MAX_ARGUMENT_DEPTH} levels deep')
     return JobBody(arguments, _deadline(body.get("deadline_s")),
                    _spec(check_input, body.get("input")), _spec(check_output, body.get("output")))
+
+
+def _refuse_unknown(args: MultiDict, known: set[str], explanation: str) -> None:
+    unknown = sorted(set(args) - known)
+    if unknown:
+        raise ApiError(400, "InvalidParameter", f"unknown query parameter(s) "
+                                                f"{', '.join(map(repr, unknown))}; {explanation}")
 
 
 def _spec(check, value: Any) -> dict | None:
