@@ -110,8 +110,12 @@ class RunningMr:
     mode: str
     url: str
     pids: dict[str, int]
-    #: The MR_* settings that point mr at it (distributed: etcd and nsqd addresses).
+    #: The MR_* settings that point mr at it (distributed: etcd and nsqd addresses, and the
+    #: admin token the cluster made).
     env: dict[str, str]
+
+    def client(self, connections: int = 1) -> "HttpClient":
+        return HttpClient(self.url, connections, self.env.get("MR_TOKEN", ""))
 
 
 @contextlib.contextmanager
@@ -215,17 +219,19 @@ class HttpClient:
     """JSON over keep-alive connections to one server: at most ``connections`` of them, shared
     by the greenlets that call it."""
 
-    def __init__(self, url: str, connections: int = 1):
+    def __init__(self, url: str, connections: int = 1, token: str = ""):
         self._pool = urllib3.connection_from_url(
             url, maxsize=connections, block=True, retries=False,
             timeout=urllib3.Timeout(connect=5, read=REQUEST_WAIT_S + 10))
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     def get(self, path: str) -> dict:
-        return self._answer("GET", path, self._pool.request("GET", path))
+        return self._answer("GET", path, self._pool.request("GET", path, headers=self._headers))
 
     def post(self, path: str, body: dict) -> dict:
         return self._answer("POST", path, self._pool.request(
-            "POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"}))
+            "POST", path, body=json.dumps(body),
+            headers={"Content-Type": "application/json", **self._headers}))
 
     def post_job(self, job: str, arguments: dict) -> list:
         """The result pairs of a blocking request of a benchmark job."""

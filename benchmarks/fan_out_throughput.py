@@ -38,7 +38,7 @@ TARGET_INVOCATIONS_PER_S = {"embedded": 5000.0, "distributed": 2000.0}
 def measure(mr: RunningMr) -> list[Row]:
     floor = queue_messages_per_s(_queue(mr))
     rows = []
-    with HttpClient(mr.url) as client:
+    with mr.client() as client:
         _run_fan_out(client, WARM_UP_CHILDREN)
         for children in CHILDREN_CASES:
             with cpu_used(mr.pids) as cpu:

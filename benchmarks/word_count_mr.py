@@ -14,8 +14,7 @@ from typing import Iterator
 import fsspec
 import gevent
 
-from benchmarks.common import (EXECUTOR_COMMAND, BenchmarkError, HttpClient, RunningMr,
-                               cpu_used, running_mr)
+from benchmarks.common import EXECUTOR_COMMAND, BenchmarkError, RunningMr, cpu_used, running_mr
 from benchmarks.corpus import Corpus
 
 WORDCOUNT = Path(__file__).resolve().parent.parent / "handlers" / "wordcount"
@@ -43,7 +42,7 @@ def running_word_count(mode: str, env: dict[str, str]):
 def run_word_count(mr: RunningMr, corpus: Corpus) -> WordCountRun:
     """One blocking request over ``corpus``, its counts written as jsonl and read back."""
     with tempfile.TemporaryDirectory(prefix="mr-benchmark-counts-") as directory, \
-            HttpClient(mr.url) as client:
+            mr.client() as client:
         with peak_memory(mr.pids) as peaks, cpu_used(mr.pids) as cpu:
             started = time.perf_counter()
             answer = client.post(JOB_PATH, {

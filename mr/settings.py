@@ -272,6 +272,12 @@ class Settings:
         "Largest input a request may upload as its body (``text/plain`` or "
         "``application/x-ndjson``): streamed to the shuffle store, never held, so it may be "
         "far larger than ``MR_MAX_REQUEST_BYTES``; a larger one is answered 413.")
+    auth: str = _setting(
+        "auto", "MR_AUTH", _choice("auto", "on", "off"),
+        "Whether the front end asks for a bearer token (``mr token create``) on every endpoint "
+        "but ``/health``. ``auto``: yes, but for an embedded mr (``MR_KV_BACKEND=memory``) "
+        "listening on a loopback address. ``off`` lets anyone who reaches the front end run, "
+        "read and cancel anything; it is logged at start.")
     remote_addr_header: str = _setting(
         "X-Forwarded-For", "MR_REMOTE_ADDR_HEADER", str,
         "Header naming the client's address behind a proxy; the peer address when absent.")

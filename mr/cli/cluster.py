@@ -12,6 +12,7 @@ a production deployment has it; the fault suite (tests/faults) drives its load t
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import secrets
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 from mr import devservers
+from mr.auth.tokens import TokenStore, auth_required
 from mr.cli import cluster_settings
 from mr.cli.errors import UserError
 from mr.handlers.load import (WorkflowDefinition, WorkflowDefinitionError, load_workflow,
@@ -30,6 +32,7 @@ from mr.handlers.load import (WorkflowDefinition, WorkflowDefinitionError, load_
 from mr.kv import create_kv
 from mr.kv.etcd import EtcdKV
 from mr.models import EntityStore
+from mr.models.errors import NotFoundError
 from mr.settings import Settings
 
 
@@ -102,6 +105,9 @@ class LocalCluster:
             process.stop()
 
 
+ADMIN_TOKEN_NAME = "admin"
+
+
 def start_cluster(data_dir: Path, definitions: list[WorkflowDefinition], workers: int,
                   port: int = 0, extra_env: dict[str, str] | None = None,
                   tie_to_parent: bool = False, nginx: bool = False,
@@ -144,6 +150,8 @@ def start_cluster(data_dir: Path, definitions: list[WorkflowDefinition], workers
             store = EntityStore(kv, settings.kv_prefix)
             for definition in definitions:
                 load_workflow(store, definition)
+            if auth_required(Settings.load(cluster.env)):
+                cluster.env["MR_TOKEN"] = admin_token(TokenStore(kv, store.keys))
         for number in range(1, workers + 1):
             started(_mr_process(f"worker-{number}", ["mr.cli.main", "worker"], data_dir,
                                 cluster.env))
@@ -159,6 +167,14 @@ def start_cluster(data_dir: Path, definitions: list[WorkflowDefinition], workers
         cluster.stop()
         raise
     return cluster
+
+
+def admin_token(tokens: TokenStore) -> str:
+    """A new token ``admin`` of every workflow, for whoever started the cluster; one left by
+    an earlier start from the same directory is replaced."""
+    with contextlib.suppress(NotFoundError):
+        tokens.revoke(ADMIN_TOKEN_NAME)
+    return tokens.create(ADMIN_TOKEN_NAME, "admin")[1]
 
 
 def secure_servers(data_dir: Path) -> tuple[dict[str, str], devservers.EtcdTls,
@@ -257,6 +273,8 @@ def run_start(arguments) -> int:
         print(process.describe())
     served = cluster.env.get("MR_WORKFLOW_NAMES", "every workflow in its etcd")
     print(f"\nmr is serving {served} at {cluster.url}")
+    if "MR_TOKEN" in cluster.env:
+        print(f"admin token (every workflow; mr commands send it): {cluster.env['MR_TOKEN']}")
     connections = {**cluster.env, "MR_KV_PREFIX": Settings.load().kv_prefix,
                    "MR_URL": cluster.url}
     if settings_file is None:

@@ -21,6 +21,7 @@ MARKER = "# Written by mr cluster start for the cluster running from "
 #: would send ``mr run`` to the cluster's port, MR_WORKFLOW_NAMES narrow what it serves).
 CONNECTIONS = ("MR_KV_BACKEND", "MR_KV_PREFIX", "MR_ETCD_HOST", "MR_ETCD_PORT",
                "MR_QUEUE_BACKEND", "MR_NSQD_HOSTS", "MR_DATA_STORE_URL", "MR_URL",
+               "MR_TOKEN",  # the admin token made at start, when authentication is on
                # those of a cluster started with --secure
                "MR_ETCD_IS_SSL", "MR_ETCD_CA_FILE", "MR_ETCD_CERT_FILE", "MR_ETCD_KEY_FILE",
                "MR_ETCD_USER", "MR_ETCD_PASSWORD", "MR_NSQD_TLS", "MR_NSQD_CA_FILE",
@@ -59,7 +60,7 @@ def write(path: Path, data_dir: Path, env: Mapping[str, str]) -> None:
     lines += [f"{keys[name]} = {json.dumps(env[name])}" for name in CONNECTIONS if name in env]
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    partial.touch(mode=0o600)  # it may hold etcd's password: its owner's alone
+    partial.touch(mode=0o600)  # it holds a token, maybe etcd's password: its owner's alone
     partial.write_text("\n".join(lines) + "\n")
     partial.replace(path)
 

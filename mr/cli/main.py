@@ -17,13 +17,13 @@ import sys  # noqa: E402
 
 from mr.cli import (cluster, data_command, demo, etcd_command, handler_command,  # noqa: E402
                     handlers_command, jobs, local, pipeline_command, processes, runs, servers,
-                    settings_command, steps, submit, workflows)
+                    settings_command, steps, submit, token_command, workflows)
 from mr.cli.errors import UserError  # noqa: E402
 from mr.settings import SettingsError  # noqa: E402
 
 COMMANDS = (settings_command, servers, workflows, jobs, steps, handler_command, handlers_command,
             submit, runs, local, processes, cluster, demo, etcd_command, data_command,
-            pipeline_command)
+            pipeline_command, token_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

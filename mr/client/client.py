@@ -13,6 +13,7 @@ import urllib.request
 from typing import Any, Callable
 
 from mr.client.errors import ApiError, Cancelled, JobFailed, Unreachable, error_for
+from mr.settings import Settings
 
 #: How long one HTTP call may take: above the front end's 60 s wait for blocking requests.
 CALL_TIMEOUT_S = 90.0
@@ -23,12 +24,13 @@ FINISHED_STATES = ("done", "failed", "cancelled")
 
 
 class Client:
-    """One mr front end (``url``, such as ``http://127.0.0.1:8080``). ``token``, when given,
-    goes in every call's ``Authorization: Bearer`` header, for deployments that check one."""
+    """One mr front end (``url``, such as ``http://127.0.0.1:8080``). ``token`` goes in every
+    call's ``Authorization: Bearer`` header; None: the configured one (``MR_TOKEN``, or the
+    settings file ``mr cluster start`` writes), if any."""
 
     def __init__(self, url: str, token: str | None = None, *, timeout_s: float = CALL_TIMEOUT_S):
         self.url = url.rstrip("/")
-        self.token = token
+        self.token = Settings.load().token if token is None else token
         self.timeout_s = timeout_s
 
     def __repr__(self) -> str:

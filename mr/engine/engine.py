@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from typing import Any, BinaryIO, Iterator, NamedTuple
+from typing import Any, BinaryIO, Callable, Iterator, NamedTuple
 
 import gevent
 import gevent.lock
@@ -112,6 +112,8 @@ class Engine:
         self.served = ServedWorkflows(kv, self.keys, settings.workflow_names)
         self.served.on_added.append(self.requests.start)
         self.served.on_removed.append(self.requests.stop)
+        #: Called by ``stop``: what the layers above started over this engine's backends.
+        self.on_stop: list[Callable[[], None]] = []
 
     def serve(self) -> "Engine":
         """Start serving the workflows (and following their requests): a front end's and a
@@ -121,6 +123,8 @@ class Engine:
 
     def stop(self) -> None:
         """Stop following requests and give up this process's lease on running invocations."""
+        for stop in self.on_stop:
+            stop()
         self.served.stop()
         self.requests.stop()
         self.sweeper.stop()

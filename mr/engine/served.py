@@ -10,15 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-import gevent
-
-from mr.kv.base import KV, CompactedError, KVError
+from mr.kv.base import KV
+from mr.kv.mirror import PrefixMirror
 from mr.models.keys import Keys
 
 log = logging.getLogger(__name__)
-
-#: How long a failed watch waits before it tries again.
-RETRY_S = 1.0
 
 
 class ServedWorkflows:
@@ -27,7 +23,9 @@ class ServedWorkflows:
         self._prefix = keys.workflows()
         self._only = frozenset(only)
         self._names: set[str] = set()
-        self._greenlet: gevent.Greenlet | None = None
+        self._mirror = PrefixMirror(kv, self._prefix, lambda name, _kv: self._add(name),
+                                    self._remove, lambda: set(self._names),
+                                    "the workflows", keys_only=True)
         #: Called with a workflow's name when it starts, or stops, being served.
         self.on_added: list[Callable[[str], None]] = []
         self.on_removed: list[Callable[[str], None]] = []
@@ -40,7 +38,7 @@ class ServedWorkflows:
         sent right after its workflow was created does not race the watch."""
         if workflow in self._names:
             return True
-        if (self._only and workflow not in self._only) or self._greenlet is None:
+        if (self._only and workflow not in self._only) or not self._mirror.started:
             return False
         if self._kv.get(self._prefix + workflow) is None:
             return False
@@ -53,44 +51,10 @@ class ServedWorkflows:
 
     def start(self) -> None:
         """Serve the workflows there are, then follow their creation and deletion."""
-        if self._greenlet is None:
-            revision = self._load()
-            self._greenlet = gevent.spawn(self._follow, revision)
+        self._mirror.start()
 
     def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill()
-            self._greenlet = None
-
-    def _load(self) -> int:
-        """Serve what is stored now, drop what is not; the revision the watch goes on from."""
-        revision = self._kv.current_revision()
-        stored = {kv.key[len(self._prefix):]
-                  for page in self._kv.pages(self._prefix, keys_only=True) for kv in page}
-        for name in sorted(self._names - stored):
-            self._remove(name)
-        for name in sorted(stored):
-            self._add(name)
-        return revision
-
-    def _follow(self, revision: int) -> None:
-        while True:
-            try:
-                with self._kv.watch(self._prefix, prefix=True,
-                                    start_revision=revision + 1) as watch:
-                    for event in watch:
-                        revision = event.revision
-                        name = event.kv.key[len(self._prefix):]
-                        if event.type == "put":
-                            self._add(name)
-                        else:
-                            self._remove(name)
-            except CompactedError:
-                log.warning("the workflow watch fell behind compaction; reloading")
-                revision = self._load()
-            except KVError as error:
-                log.warning("the workflow watch failed (%s); retrying", error)
-                gevent.sleep(RETRY_S)
+        self._mirror.stop()
 
     def _add(self, name: str) -> None:
         if name in self._names or (self._only and name not in self._only):

@@ -78,6 +78,10 @@ class Keys:
         """``P/sweeper``: held, on a lease, by the one worker that sweeps and cleans up."""
         return f"{self.prefix}/sweeper"
 
+    def tokens(self) -> str:
+        """``P/token/``: the API tokens, by name, each with the digest of its secret."""
+        return f"{self.prefix}/token/"
+
     def cleanups(self) -> str:
         """``P/cleanup/``: finished requests waiting for removal, ordered by due time."""
         return f"{self.prefix}/cleanup/"

@@ -6,7 +6,7 @@ from flask import Flask, Response
 from mr.engine.engine import Engine
 from mr.service import Service
 from mr.settings import Settings
-from mr.web import errors, health, job_definition, jobs, openapi, request_status
+from mr.web import auth, errors, health, job_definition, jobs, openapi, request_status
 from mr.web.context import ENGINE_EXTENSION, fulfilled_by
 
 FULFILLED_BY_HEADER = "X-FULFILLED-BY"
@@ -21,6 +21,7 @@ def create_app(engine: Engine) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = engine.settings.max_request_bytes
     app.extensions[ENGINE_EXTENSION] = engine
     errors.install(app)
+    auth.install(app, engine)
     for blueprint in (jobs.blueprint, request_status.blueprint, health.blueprint,
                       job_definition.blueprint, openapi.blueprint):
         app.register_blueprint(blueprint)

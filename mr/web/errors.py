@@ -43,10 +43,12 @@ RETRY_AFTER_SPACE_EXCEEDED_S = 60
 class ApiError(Exception):
     """A refusal the views raise, answered as it is."""
 
-    def __init__(self, status: int, error_type: str, message: str, **details: Any):
+    def __init__(self, status: int, error_type: str, message: str, *,
+                 headers: dict[str, str] | None = None, **details: Any):
         super().__init__(message)
         self.status = status
         self.error_type = error_type
+        self.headers = headers or {}
         self.details = details
 
 
@@ -66,7 +68,9 @@ def install(app: Flask) -> None:
 
 
 def _api_error(error: ApiError) -> Response:
-    return error_response(error.status, error.error_type, str(error), **error.details)
+    response = error_response(error.status, error.error_type, str(error), **error.details)
+    response.headers.update(error.headers)
+    return response
 
 
 def _http_error(error: HTTPException) -> Response:

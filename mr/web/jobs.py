@@ -7,6 +7,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from mr.engine.engine import Engine, Upload
 from mr.models import Request
+from mr.web import auth
 from mr.web.context import current_engine, requester_ip
 from mr.web.errors import ApiError
 from mr.web.parsing import parse_blocking, parse_body, parse_upload_options, upload_format
@@ -35,7 +36,8 @@ def submit(workflow: str, job_name: str) -> Response:
     try:
         upload = None if fmt is None else Upload(request.stream, fmt)
         accepted = engine.submit(workflow, job_name, body.arguments, blocking=blocking,
-                                 context={"requester_ip": requester_ip()},
+                                 context={"requester_ip": requester_ip(),
+                                          **auth.owner_context()},
                                  deadline_s=body.deadline_s, input=body.input,
                                  output=body.output, upload=upload)
     except RequestEntityTooLarge:

@@ -50,6 +50,10 @@ def test_the_cluster_settings_reach_every_command_until_the_cluster_stops(user, 
         assert (written.etcd_is_ssl, written.nsqd_tls, bool(written.etcd_password)) == (
             secure, secure, secure)
         assert settings_file.stat().st_mode & 0o777 == 0o600
+        # The front end asks for a token: the admin token the cluster made, in the file.
+        assert written.token.startswith("mrt_admin.")
+        assert f"admin token (every workflow; mr commands send it): {written.token}" in \
+            started.stdout
         assert user.ok("workflow", "list").startswith("wordcount\t")
         assert user.ok("submit", "wordcount", "wordcount", "--arg", "a=the cat the") == \
             '["cat", 1]\n["the", 2]\n'

@@ -25,10 +25,24 @@ class Answer(NamedTuple):
         return self.body.get("error") or {}
 
 
+class Front(NamedTuple):
+    """Where a cluster's front end answers, and the token it asks for."""
+    url: str
+    token: str = ""
+
+
+def front_of(cluster, nginx: bool = False) -> Front:
+    """The front end of a cluster (``LocalCluster``, ``MultiNodeCluster``), or nginx before it."""
+    return Front(cluster.nginx_url if nginx else cluster.url, cluster.env.get("MR_TOKEN", ""))
+
+
 class Client:
-    def __init__(self, base_url: str, timeout_s: float = 120.0):
-        parts = urlsplit(base_url)
+    def __init__(self, front: Front, timeout_s: float = 120.0):
+        parts = urlsplit(front.url)
         self._host, self._port, self._timeout_s = parts.hostname, parts.port, timeout_s
+        self._headers = {"Content-Type": "application/json"}
+        if front.token:
+            self._headers["Authorization"] = f"Bearer {front.token}"
         self._connection: http.client.HTTPConnection | None = None
 
     def call(self, method: str, path: str, body: dict | None = None) -> Answer:
@@ -38,8 +52,7 @@ class Client:
                                                           timeout=self._timeout_s)
         data = None if body is None else json.dumps(body).encode()
         try:
-            self._connection.request(method, path, body=data,
-                                     headers={"Content-Type": "application/json"})
+            self._connection.request(method, path, body=data, headers=self._headers)
             response = self._connection.getresponse()
             payload = response.read()
         except CONNECTION_ERRORS:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import gevent
 
-from tests.faults.client import CONNECTION_ERRORS, Client, pairs_of
+from tests.faults.client import CONNECTION_ERRORS, Client, Front, pairs_of
 from tests.faults.report import Report
 
 #: How long a submission answered 503 (a server down) is tried again before it is given up.
@@ -120,14 +120,14 @@ def requests_of_mixed_shapes(count: int, rng: random.Random) -> list[Tracked]:
     return [Tracked(SHAPES[index % len(SHAPES)], rng.randrange(10 ** 9)) for index in range(count)]
 
 
-def submit_steadily(base_url: str, tracked: list[Tracked], rate_per_s: float, clients: int,
+def submit_steadily(front: Front, tracked: list[Tracked], rate_per_s: float, clients: int,
                     deadline_s: float | None) -> None:
     """Submit request i at ``i / rate_per_s`` seconds from now, from ``clients`` greenlets."""
     started = time.monotonic()
     indices = iter(range(len(tracked)))
 
     def submit_from_one_client() -> None:
-        client = Client(base_url)
+        client = Client(front)
         for index in indices:  # shared: each index goes to one greenlet
             gevent.sleep(max(0.0, started + index / rate_per_s - time.monotonic()))
             _submit(client, tracked[index], deadline_s)
@@ -159,11 +159,11 @@ def _submit(client: Client, item: Tracked, deadline_s: float | None) -> None:
         gevent.sleep(RETRY_PAUSE_S)
 
 
-def follow_until_ended(base_url: str, tracked: list[Tracked], until: float) -> float | None:
+def follow_until_ended(front: Front, tracked: list[Tracked], until: float) -> float | None:
     """Poll every accepted request until each has ended or ``until`` (monotonic) passes; a 503
     or a broken connection is polled again. Returns when the last one ended, or None."""
     pending = [item for item in tracked if item.request_id]
-    clients = [Client(base_url) for _ in range(POLLERS)]
+    clients = [Client(front) for _ in range(POLLERS)]
     while pending and time.monotonic() < until:
         batch = list(pending)
 
@@ -218,19 +218,19 @@ def record_outcomes(report: Report, tracked: list[Tracked], deadline_s: float | 
     return counts
 
 
-def run_load(report: Report, base_url: str, tracked: list[Tracked], *, rate_per_s: float,
+def run_load(report: Report, front: Front, tracked: list[Tracked], *, rate_per_s: float,
              clients: int, deadline_s: float | None, wait_s: float,
              inject_faults: Callable[[float], None]) -> collections.Counter:
     """Submit ``tracked`` steadily while ``inject_faults(window_s)`` runs beside the
     submission; then follow every request for up to ``wait_s`` and record the outcomes."""
     injector = gevent.spawn(inject_faults, len(tracked) / rate_per_s)
     started = time.monotonic()
-    submit_steadily(base_url, tracked, rate_per_s, clients, deadline_s)
+    submit_steadily(front, tracked, rate_per_s, clients, deadline_s)
     last_submitted_at = time.monotonic()
     injector.get()
     report.record(accepted=sum(1 for item in tracked if item.request_id),
                   submitted_in_s=round(last_submitted_at - started, 1))
-    ended_at = follow_until_ended(base_url, tracked, time.monotonic() + wait_s)
+    ended_at = follow_until_ended(front, tracked, time.monotonic() + wait_s)
     return record_outcomes(report, tracked, deadline_s, ended_at, last_submitted_at)
 
 

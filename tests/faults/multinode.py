@@ -34,12 +34,13 @@ from pathlib import Path  # noqa: E402
 from typing import Iterator  # noqa: E402
 
 from mr import devservers  # noqa: E402
-from mr.cli.cluster import _mr_process  # noqa: E402
+from mr.auth.tokens import TokenStore  # noqa: E402
+from mr.cli.cluster import _mr_process, admin_token  # noqa: E402
 from mr.handlers.load import load_workflow, read_definition  # noqa: E402
 from mr.kv.etcd import EtcdKV  # noqa: E402
 from mr.models import EntityStore  # noqa: E402
 from mr.settings import Settings  # noqa: E402
-from tests.faults.client import Client, pairs_of  # noqa: E402
+from tests.faults.client import Client, Front, front_of, pairs_of  # noqa: E402
 from tests.faults.harness import BASE_ENV, WORKFLOW, WORKFLOW_DIR  # noqa: E402
 from tests.faults.load import Shape, Tracked, at_fractions, run_load, sleep_until  # noqa: E402
 from tests.faults.report import Report, log_summary  # noqa: E402
@@ -122,7 +123,9 @@ def _start(cluster: MultiNodeCluster, data_dir: Path, workers: int,
         "MR_DATA_STORE_URL": str(shared / "data"), "MR_FS_ROOT_URL": str(shared / "fs"),
         "MR_WORKFLOW_NAMES": WORKFLOW}
     with EtcdKV(endpoints=cluster.etcd_endpoints) as kv:
-        load_workflow(EntityStore(kv, settings.kv_prefix), read_definition(WORKFLOW_DIR))
+        store = EntityStore(kv, settings.kv_prefix)
+        load_workflow(store, read_definition(WORKFLOW_DIR))
+        cluster.env["MR_TOKEN"] = admin_token(TokenStore(kv, store.keys))
     for host in worker_hosts:
         start(host, _mr_process(host, ["mr.cli.main", "worker"], data_dir / host, cluster.env))
     address = network.address("frontend")
@@ -178,7 +181,7 @@ def run(data_dir: Path, requests: int, shape: Shape, rate_per_s: float, clients:
                 killed.append(f"{host} at {time.monotonic() - started:.1f} s")
 
         started = time.monotonic()
-        counts = run_load(report, cluster.url, tracked, rate_per_s=rate_per_s, clients=clients,
+        counts = run_load(report, front_of(cluster), tracked, rate_per_s=rate_per_s, clients=clients,
                           deadline_s=None, wait_s=wait_s, inject_faults=kill_servers)
         report.record(killed=", ".join(killed), load_s=round(time.monotonic() - started, 1),
                       etcd_leader_after_the_kill=cluster.etcd_leader_host())
@@ -186,7 +189,7 @@ def run(data_dir: Path, requests: int, shape: Shape, rate_per_s: float, clients:
                       f"{requests - counts['exact']} not")
         for host in victims:
             cluster.servers[host].start()
-        exact = _blocking_requests(cluster.url, shape, requests * shape.leaves, blocking_after)
+        exact = _blocking_requests(front_of(cluster), shape, requests * shape.leaves, blocking_after)
         report.expect(f"then, both restarted, {blocking_after} blocking requests exact",
                       exact == blocking_after, f"{blocking_after - exact} not")
         report.record(**_recoveries(data_dir))
@@ -204,9 +207,9 @@ def _recoveries(data_dir: Path) -> dict[str, int]:
                 int(count) for count in re.findall(r"published (\d+) unfinished", text))}
 
 
-def _blocking_requests(url: str, shape: Shape, first: int, count: int) -> int:
+def _blocking_requests(front: Front, shape: Shape, first: int, count: int) -> int:
     """How many of ``count`` blocking requests were answered with their exact result."""
-    client = Client(url)
+    client = Client(front)
     exact = 0
     for start in range(first, first + count * shape.leaves, shape.leaves):
         answer = client.submit(shape.job, shape.arguments(start), blocking=True)

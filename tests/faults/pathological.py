@@ -14,7 +14,7 @@ from typing import Callable
 
 import gevent
 
-from tests.faults.client import Answer, Client, pairs_of
+from tests.faults.client import Answer, Client, Front, front_of, pairs_of
 from tests.faults.harness import running_cluster
 from tests.faults.load import SHAPES, Tracked
 from tests.faults.plan import Plan
@@ -104,18 +104,18 @@ def run(plan: Plan, data_dir: Path, rng: random.Random) -> Report:
                          f"MR_EXECUTOR_MEMORY_MB={EXECUTOR_MEMORY_MB}")
     with running_cluster(data_dir, plan.workers, LIMITS_ENV) as cluster:
         for name in plan.pathological:
-            _run_case(report, cluster.url, name, CASES[name], rng.randrange(10 ** 9))
+            _run_case(report, front_of(cluster), name, CASES[name], rng.randrange(10 ** 9))
     if not report.ok:
         report.evidence += log_summary(data_dir)
     return report
 
 
-def _run_case(report: Report, base_url: str, name: str, case: Case, start: int) -> None:
+def _run_case(report: Report, front: Front, name: str, case: Case, start: int) -> None:
     """The pathological request and a normal one, sent together."""
     beside = Tracked(SHAPES[1], start)
 
     def timed(job: str, arguments: dict) -> tuple[Answer, float]:
-        client = Client(base_url)
+        client = Client(front)
         began = time.monotonic()
         answer = client.submit(job, arguments, blocking=True)
         client.close()

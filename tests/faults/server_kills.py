@@ -9,7 +9,7 @@ import random
 import time
 from pathlib import Path
 
-from tests.faults.client import Client
+from tests.faults.client import Client, Front, front_of
 from tests.faults.harness import running_cluster
 from tests.faults.load import at_fractions, requests_of_mixed_shapes, run_load, sleep_until
 from tests.faults.plan import Plan
@@ -28,7 +28,7 @@ def run(plan: Plan, data_dir: Path, rng: random.Random) -> Report:
     tracked = requests_of_mixed_shapes(plan.requests, rng)
     restarted: list[str] = []
     with running_cluster(data_dir, plan.workers, SWEEPER_ENV) as cluster:
-        deadline_s = _deadline_accepted(report, cluster.url, plan.deadline_s)
+        deadline_s = _deadline_accepted(report, front_of(cluster), plan.deadline_s)
 
         def kill_servers(window_s: float) -> None:
             started = time.monotonic()
@@ -38,7 +38,7 @@ def run(plan: Plan, data_dir: Path, rng: random.Random) -> Report:
                 cluster.restart(server, down_s=plan.server_down_s)
                 restarted.append(server)
 
-        counts = run_load(report, cluster.url, tracked, rate_per_s=plan.rate_per_s,
+        counts = run_load(report, front_of(cluster), tracked, rate_per_s=plan.rate_per_s,
                           clients=plan.clients, deadline_s=deadline_s,
                           wait_s=plan.deadline_s + PAST_DEADLINE_S, inject_faults=kill_servers)
     report.record(servers_killed_and_restarted=", ".join(restarted))
@@ -58,10 +58,10 @@ def run(plan: Plan, data_dir: Path, rng: random.Random) -> Report:
     return report
 
 
-def _deadline_accepted(report: Report, base_url: str, deadline_s: float) -> float | None:
+def _deadline_accepted(report: Report, front: Front, deadline_s: float) -> float | None:
     """``deadline_s`` if the API takes the body's "deadline_s"; None (and a failed expectation)
     if it refuses it, so that the load still runs and shows the rest."""
-    client = Client(base_url)
+    client = Client(front)
     answer = client.submit("leaf", {"n": 0}, blocking=True, deadline_s=deadline_s)
     client.close()
     accepted = answer.status == 200

@@ -14,7 +14,7 @@ from pathlib import Path
 import gevent
 
 from tests.faults import rss
-from tests.faults.client import CONNECTION_ERRORS, Client, pairs_of
+from tests.faults.client import CONNECTION_ERRORS, Client, Front, front_of, pairs_of
 from tests.faults.harness import running_cluster
 from tests.faults.load import EXAMPLES, SHAPES, Tracked
 from tests.faults.plan import Plan
@@ -45,9 +45,9 @@ def run(plan: Plan, data_dir: Path, rng: random.Random) -> Report:
     report = Report(NAME)
     warmup, soak = Traffic(), Traffic()
     with running_cluster(data_dir, plan.workers, nginx=True) as cluster:
-        _drive(cluster.nginx_url, plan.soak_clients, plan.soak_warmup_s, warmup, rng)
+        _drive(front_of(cluster, nginx=True), plan.soak_clients, plan.soak_warmup_s, warmup, rng)
         before = rss.snapshot(cluster.processes)
-        _drive(cluster.nginx_url, plan.soak_clients, plan.soak_s, soak, rng)
+        _drive(front_of(cluster, nginx=True), plan.soak_clients, plan.soak_s, soak, rng)
         after = rss.snapshot(cluster.processes)
     lines, flagged = rss.growth_lines(before, after, RSS_GROWTH_FLAG_MIB * 1024)
     latencies = sorted(soak.latencies)
@@ -68,13 +68,13 @@ def run(plan: Plan, data_dir: Path, rng: random.Random) -> Report:
     return report
 
 
-def _drive(base_url: str, clients: int, seconds: float, traffic: Traffic,
+def _drive(front: Front, clients: int, seconds: float, traffic: Traffic,
            rng: random.Random) -> None:
     """``clients`` greenlets, each sending one blocking request after another for ``seconds``."""
     ends_at = time.monotonic() + seconds
 
     def one_client() -> None:
-        client = Client(base_url)
+        client = Client(front)
         while time.monotonic() < ends_at:
             item = Tracked(SHAPES[0], rng.randrange(10 ** 9))
             began = time.monotonic()

@@ -7,6 +7,7 @@ import random
 import time
 from pathlib import Path
 
+from tests.faults.client import front_of
 from tests.faults.harness import running_cluster, worker_names
 from tests.faults.load import at_fractions, requests_of_mixed_shapes, run_load, sleep_until
 from tests.faults.plan import Plan
@@ -29,7 +30,7 @@ def run(plan: Plan, data_dir: Path, rng: random.Random) -> Report:
                 cluster.restart(victim)
                 killed.append(victim)
 
-        counts = run_load(report, cluster.url, tracked, rate_per_s=plan.rate_per_s,
+        counts = run_load(report, front_of(cluster), tracked, rate_per_s=plan.rate_per_s,
                           clients=plan.clients, deadline_s=None, wait_s=plan.wait_s,
                           inject_faults=kill_workers)
     report.record(worker_kills={name: killed.count(name) for name in sorted(set(killed))})

@@ -30,14 +30,23 @@ def cluster(tmp_path_factory):
     local.stop()
 
 
-def call(url: str, body: dict | None = None, timeout: float = 60) -> tuple[int, dict]:
+def call(url: str, body: dict | None = None, timeout: float = 60,
+         token: str = "") -> tuple[int, dict]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.load(response)
     except urllib.error.HTTPError as error:
         return error.code, json.load(error)
+
+
+def front(cluster, path: str, body: dict | None = None) -> tuple[int, dict]:
+    """A call to the cluster's front end, with the token the cluster made."""
+    return call(cluster.url + path, body, token=cluster.env["MR_TOKEN"])
 
 
 def test_the_cluster_signs_its_messages_with_a_secret_of_its_own(cluster):
@@ -47,7 +56,7 @@ def test_the_cluster_signs_its_messages_with_a_secret_of_its_own(cluster):
 
 def test_a_raising_handler_answers_the_blocking_client_within_a_second(cluster):
     started = time.monotonic()
-    status, body = call(f"{cluster.url}/job/faults/explode", {"arguments": {"a": 1, "b": 2}})
+    status, body = front(cluster, "/job/faults/explode", {"arguments": {"a": 1, "b": 2}})
     elapsed = time.monotonic() - started
     assert status == 422
     error = body["error"]
@@ -81,7 +90,7 @@ def test_a_worker_killed_mid_shuffle_loses_nothing(cluster, tmp_path):
 def killed_mid_request(cluster, job: str, body: dict, kill_after_s: float) -> dict:
     """The final state of a request during which a worker was SIGKILLed (and restarted)."""
     timed_out_before = timed_out_messages(cluster)
-    status, accepted = call(f"{cluster.url}/job/faults/{job}?blocking=false", body)
+    status, accepted = front(cluster, f"/job/faults/{job}?blocking=false", body)
     assert status == 202, accepted
     time.sleep(kill_after_s)
     victim = cluster.process("worker-1")
@@ -89,7 +98,7 @@ def killed_mid_request(cluster, job: str, body: dict, kill_after_s: float) -> di
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            status, state = call(cluster.url + accepted["status_url"])
+            status, state = front(cluster, accepted["status_url"])
             if state["state"] != "running":
                 break
             time.sleep(0.2)
@@ -110,7 +119,7 @@ def timed_out_messages(cluster) -> int:
 
 
 def test_the_cluster_serves_again_after_the_kill(cluster):
-    status, body = call(f"{cluster.url}/job/faults/many", {"arguments": {"n": 10}})
+    status, body = front(cluster, "/job/faults/many", {"arguments": {"n": 10}})
     assert status == 200
     assert dict(body["result"]["pairs"]) == {"count": 10, "sum": 45}
 
@@ -120,11 +129,11 @@ def test_a_workflow_loaded_while_the_cluster_runs_is_served_within_a_second(clus
     environment = {**os.environ, **cluster.env}
     mr = [sys.executable, "-m", "mr.cli.main", "workflow"]
     wordcount = str(Path(__file__).parents[2] / "handlers" / "wordcount")
-    url = f"{cluster.url}/job/wordcount/wordcount"
-    assert call(url, {"arguments": {"a": "x"}})[0] == 404
+    path = "/job/wordcount/wordcount"
+    assert front(cluster, path, {"arguments": {"a": "x"}})[0] == 404
     subprocess.run([*mr, "load", wordcount], env=environment, check=True, capture_output=True)
     loaded = time.monotonic()
-    while (answer := call(url, {"arguments": {"a": "to be or not to be"}}))[0] == 404:
+    while (answer := front(cluster, path, {"arguments": {"a": "to be or not to be"}}))[0] == 404:
         assert time.monotonic() - loaded < 1.0, answer
         time.sleep(0.05)
     status, body = answer
@@ -133,7 +142,7 @@ def test_a_workflow_loaded_while_the_cluster_runs_is_served_within_a_second(clus
     subprocess.run([*mr, "delete", "wordcount"], env=environment, check=True,
                    capture_output=True)
     deleted = time.monotonic()
-    while (answer := call(url, {"arguments": {"a": "x"}}))[0] != 404:
+    while (answer := front(cluster, path, {"arguments": {"a": "x"}}))[0] != 404:
         assert time.monotonic() - deleted < 1.0, answer
         time.sleep(0.05)
     assert "is not served here" in answer[1]["error"]["message"]
@@ -149,7 +158,7 @@ def test_a_secure_cluster_runs_requests_over_tls_with_etcd_authentication(tmp_pa
                            tie_to_parent=True, secure=True)
     try:
         assert {"MR_ETCD_IS_SSL", "MR_ETCD_PASSWORD", "MR_NSQD_TLS"} <= set(secure.env)
-        status, body = call(f"{secure.url}/job/faults/many", {"arguments": {"n": 3}})
+        status, body = front(secure, "/job/faults/many", {"arguments": {"n": 3}})
         assert status == 200, body
         assert sorted(body["result"]["pairs"]) == [["count", 3], ["sum", 3]]
         host, port = secure.env["MR_ETCD_HOST"], int(secure.env["MR_ETCD_PORT"])
@@ -158,3 +167,31 @@ def test_a_secure_cluster_runs_requests_over_tls_with_etcd_authentication(tmp_pa
                 plain.get("/probe")
     finally:
         secure.stop()
+
+
+def test_the_front_end_asks_for_a_token_that_mr_token_makes_and_revokes(cluster):
+    """Authentication is on in a distributed mr: the cluster made an admin token; ``mr token``
+    makes a scoped one, which works at once and stops working once revoked."""
+    body = {"arguments": {"n": 2}}
+    status, answer = call(f"{cluster.url}/job/faults/many", body)
+    assert status == 401 and answer["error"]["type"] == "Unauthorized"
+    environment = {**os.environ, **cluster.env}
+    mr = [sys.executable, "-m", "mr.cli.main", "token"]
+
+    def token_command(*arguments: str) -> str:
+        done = subprocess.run([*mr, *arguments], env=environment, capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    presented = token_command("create", "ci", "--role", "submit", "--workflow", "faults").strip()
+    assert call(f"{cluster.url}/job/faults/many", body, token=presented)[0] == 200
+    status, answer = call(f"{cluster.url}/job/other/many", body, token=presented)
+    assert status == 403 and "not for workflow 'other'" in answer["error"]["message"]
+    assert "ci\tsubmit\tfaults" in token_command("list").splitlines()
+    assert presented not in token_command("list", "--json")
+    token_command("revoke", "ci")
+    revoked = time.monotonic()
+    while call(f"{cluster.url}/job/faults/many", body, token=presented)[0] != 401:
+        assert time.monotonic() - revoked < 1.0
+        time.sleep(0.05)

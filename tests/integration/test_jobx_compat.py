@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from mr.cli.cluster import start_cluster
-from tests.integration.test_cluster import call
+from tests.integration.test_cluster import front
 
 JOBX_HANDLERS = Path(__file__).parent / "jobx_handlers"
 SCRIPTS = Path(sys.executable).parent
@@ -38,8 +38,8 @@ def test_jobx_handlers_and_scripts_work_unchanged(cluster):
          "map_word_lengths", "", "reduce_collect")
     jobx(cluster, "mr_kv_job_create", "jobx", "lengths", "Words by length.", "sentences")
 
-    status, body = call(f"{cluster.url}/job/jobx/lengths",
-                        {"arguments": {"doc1": "The cat sat. A dog ran far.", "doc2": "Big cat."}})
+    status, body = front(cluster, "/job/jobx/lengths",
+                         {"arguments": {"doc1": "The cat sat. A dog ran far.", "doc2": "Big cat."}})
     assert status == 200, body
     assert dict(body["result"]["pairs"]) == {
         1: ["a"], 3: ["big", "cat", "dog", "far", "ran", "sat", "the"], "words": 9}

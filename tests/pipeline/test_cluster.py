@@ -34,7 +34,8 @@ def cluster(tmp_path_factory, gate):
 
 
 def test_the_example_pipeline_runs_on_the_cluster(cluster, example):
-    finished = mr("pipeline", "run", "pipeline.yaml", "--url", cluster.url, cwd=example)
+    finished = mr("pipeline", "run", "pipeline.yaml", "--url", cluster.url, "--token",
+                  cluster.env["MR_TOKEN"], cwd=example)
     assert finished.returncode == 0, finished.stderr
     assert output_pairs(example / "results" / "report") == expected_report(example / "data")
     steps = records(example / "_staging")
@@ -46,7 +47,7 @@ def test_the_example_pipeline_runs_on_the_cluster(cluster, example):
 
 def test_the_python_form_runs_on_the_cluster(cluster, tmp_path):
     shutil.copytree(EXAMPLE / "data", tmp_path / "texts")
-    with Pipeline(cluster.url) as p:
+    with Pipeline(cluster.url, token=cluster.env["MR_TOKEN"]) as p:
         first = p.run("texts", "count_words", input=str(tmp_path / "texts"),
                       output=str(tmp_path / "counts"))
         other = p.run("wordcount", "wordcount_files", input=str(tmp_path / "texts"),
@@ -63,7 +64,7 @@ def test_the_python_form_runs_on_the_cluster(cluster, tmp_path):
 
 
 def test_the_client_submits_follows_and_reads_definitions(cluster):
-    client = Client(cluster.url)
+    client = Client(cluster.url, cluster.env["MR_TOKEN"])
     assert client.submit("wordcount", "wordcount", {"a": "the cat", "b": "the hat"}) == {
         "pairs": [["cat", 1], ["hat", 1], ["the", 2]]}
     request_id = client.submit("wordcount", "wordcount", {"a": "a b a"}, wait=False)
@@ -80,7 +81,7 @@ def test_resume_cancels_the_request_a_killed_runner_left_running(cluster, exampl
     held = pipeline_with_a_held_step(example)
     staging = example / "_staging_held"
     arguments = [sys.executable, "-m", "mr.cli.main", "pipeline", "run", str(held),
-                 "--url", cluster.url]
+                 "--url", cluster.url, "--token", cluster.env["MR_TOKEN"]]
     runner = subprocess.Popen(arguments, cwd=example, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
@@ -89,7 +90,7 @@ def test_resume_cancels_the_request_a_killed_runner_left_running(cluster, exampl
         runner.send_signal(signal.SIGKILL)
         runner.wait(timeout=30)
     orphan = records(staging)["held"]["request_id"]
-    client = Client(cluster.url)
+    client = Client(cluster.url, cluster.env["MR_TOKEN"])
     assert client.status("hold", orphan)["state"] == "running"  # the cluster runs on alone
 
     resumed = subprocess.Popen([*arguments, "--resume"], cwd=example, stdout=subprocess.PIPE,

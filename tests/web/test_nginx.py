@@ -22,6 +22,7 @@ import pytest
 
 from mr import devservers
 from mr.cli.cluster import NGINX_MAIN
+from mr.auth.tokens import TokenStore
 from mr.models import EntityStore
 from mr.settings import Settings
 from tests.conftest import etcd_client
@@ -32,6 +33,7 @@ SITE = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "mr.conf"
 APP_MAX_REQUEST_BYTES = 1024
 NGINX_BODY_LIMIT_BYTES = 8192
 JSON = {"Content-Type": "application/json"}
+TOKEN_NAME = "through-nginx"
 
 needs_nginx = pytest.mark.skipif(
     NGINX is None, reason="nginx is not installed (apt-get install nginx): deploy/nginx/mr.conf "
@@ -117,7 +119,9 @@ def gunicorn(tmp_path_factory, etcd_server, nsqd_server):
     socket_path, address = directory / "mr.sock", f"127.0.0.1:{devservers.free_port()}"
     prefix = f"/test-{uuid.uuid4().hex[:12]}"
     etcd = etcd_client(etcd_server)
-    populate(EntityStore(etcd, prefix))
+    store = EntityStore(etcd, prefix)
+    populate(store)
+    _, token = TokenStore(etcd, store.keys).create(TOKEN_NAME, "submit")
     etcd.close()
     etcd_host, etcd_port = etcd_server.addresses["client"].rsplit("/", 1)[-1].split(":")
     environment = {
@@ -134,6 +138,7 @@ def gunicorn(tmp_path_factory, etcd_server, nsqd_server):
         for name, value in environment.items():
             patch.setenv(name, value)
         server.start()
+    server.headers = {**JSON, "Authorization": f"Bearer {token}"}
     yield server
     server.stop()
 
@@ -155,7 +160,7 @@ def test_site_limits_match_the_settings_defaults():
 
 @needs_nginx
 def test_unknown_workflow_404_passes_through_unchanged(gunicorn, nginx):
-    request = ("POST", "/job/nope/j", b'{"arguments": {}}', JSON)
+    request = ("POST", "/job/nope/j", b'{"arguments": {}}', gunicorn.headers)
     direct, proxied = call(gunicorn.addresses["http"], *request), call(nginx, *request)
     assert proxied.status == direct.status == 404
     assert proxied.body == direct.body
@@ -167,7 +172,7 @@ def test_unknown_workflow_404_passes_through_unchanged(gunicorn, nginx):
 def test_mr_413_passes_through_unchanged(gunicorn, nginx):
     body = b'{"arguments": {"a": "' + b"x" * (APP_MAX_REQUEST_BYTES * 4) + b'"}}'
     assert len(body) < NGINX_BODY_LIMIT_BYTES
-    request = ("POST", "/job/w/j", body, JSON)
+    request = ("POST", "/job/w/j", body, gunicorn.headers)
     direct, proxied = call(gunicorn.addresses["http"], *request), call(nginx, *request)
     assert proxied.status == direct.status == 413
     assert proxied.body == direct.body
@@ -176,11 +181,11 @@ def test_mr_413_passes_through_unchanged(gunicorn, nginx):
 
 
 @needs_nginx
-def test_an_upload_larger_than_a_json_body_may_be_passes_through(nginx):
+def test_an_upload_larger_than_a_json_body_may_be_passes_through(gunicorn, nginx):
     body = b'["a", 1]\n' * (APP_MAX_REQUEST_BYTES // 4)
     assert APP_MAX_REQUEST_BYTES < len(body) < NGINX_BODY_LIMIT_BYTES
     accepted = call(nginx, "POST", "/job/w/j?blocking=false", body,
-                    {"Content-Type": "application/x-ndjson"})
+                    {**gunicorn.headers, "Content-Type": "application/x-ndjson"})
     assert accepted.status == 202, accepted.body
     assert json.loads(accepted.body)["request_id"]
 
@@ -194,16 +199,16 @@ def test_body_over_the_nginx_limit_is_a_json_413_from_nginx(nginx):
 
 
 @needs_nginx
-def test_requester_ip_is_the_peer_of_nginx_not_what_the_client_claims(nginx):
+def test_requester_ip_is_the_peer_of_nginx_not_what_the_client_claims(gunicorn, nginx):
     accepted = call(nginx, "POST", "/job/w/j?blocking=false", b'{"arguments": {"a": 1}}',
-                    {**JSON, "X-Forwarded-For": "203.0.113.66"})
+                    {**gunicorn.headers, "X-Forwarded-For": "203.0.113.66"})
     assert accepted.status == 202, accepted.body
     status_url = accepted.headers["Location"]
     try:
-        described = json.loads(call(nginx, "GET", status_url).body)
-        assert described["context"] == {"requester_ip": "127.0.0.1"}
+        described = json.loads(call(nginx, "GET", status_url, headers=gunicorn.headers).body)
+        assert described["context"] == {"requester_ip": "127.0.0.1", "token": TOKEN_NAME}
     finally:
-        assert call(nginx, "DELETE", status_url).status == 200
+        assert call(nginx, "DELETE", status_url, headers=gunicorn.headers).status == 200
 
 
 @needs_nginx
@@ -212,3 +217,10 @@ def test_front_end_down_is_a_json_503(tmp_path):
         answer = call(address, "GET", "/health")
     assert answer.status == 503
     assert answer.error()["type"] == "ServiceUnavailable"
+
+
+@needs_nginx
+def test_a_401_passes_through_with_its_challenge(nginx):
+    answer = call(nginx, "GET", "/request/w/" + "0" * 32)
+    assert answer.status == 401 and answer.error()["type"] == "Unauthorized"
+    assert answer.headers["WWW-Authenticate"].startswith('Bearer realm="mr"')

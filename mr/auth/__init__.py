@@ -1,0 +1,1 @@
+"""Who may use the front end: API tokens and their roles."""
