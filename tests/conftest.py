@@ -40,18 +40,52 @@ def pytest_report_header(config):
             f"nsqd: {devservers.binary_version('nsqd')}"]
 
 
+#: ``SECURE_TEST_SERVERS=1``: the session's etcd and nsqd take TLS clients with a certificate
+#: made for the session, and only those; etcd's authentication is on; the engines of the
+#: engine tests sign their messages. ``scripts/test`` runs the engine and contract tests so too.
+SECURE = os.environ.get("SECURE_TEST_SERVERS") == "1"
+#: The root user's password of a secure session's etcd.
+ETCD_PASSWORD = uuid.uuid4().hex
+
+
 @pytest.fixture(scope="session")
-def etcd_server(tmp_path_factory):
-    server = devservers.etcd(tmp_path_factory.mktemp("etcd"), tie_to_parent=True).start()
+def pki(tmp_path_factory):
+    from mr.devcerts import make_pki  # cryptography is a test dependency, not mr's
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def _server_tls(pki, tls_class):
+    return tls_class(str(pki / "server.pem"), str(pki / "server-key.pem"), str(pki / "ca.pem"))
+
+
+def _client_files(pki) -> dict[str, str]:
+    return {"ca_file": str(pki / "ca.pem"), "cert_file": str(pki / "client.pem"),
+            "key_file": str(pki / "client-key.pem")}
+
+
+@pytest.fixture(scope="session")
+def etcd_server(request, tmp_path_factory):
+    pki = request.getfixturevalue("pki") if SECURE else None
+    server = devservers.etcd(tmp_path_factory.mktemp("etcd"), tie_to_parent=True,
+                             tls=pki and _server_tls(pki, devservers.EtcdTls)).start()
+    if SECURE:
+        server.client_options = {"ssl": True, **_client_files(pki)}
+        with etcd_client(server) as kv:
+            kv.enable_authentication("root", ETCD_PASSWORD)
+        server.client_options.update(user="root", password=ETCD_PASSWORD)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def nsqd_server(tmp_path_factory):
+def nsqd_server(request, tmp_path_factory):
+    pki = request.getfixturevalue("pki") if SECURE else None
     server = devservers.nsqd(
-        tmp_path_factory.mktemp("nsqd"), tie_to_parent=True, **devservers.nsqd_timeouts(
+        tmp_path_factory.mktemp("nsqd"), tie_to_parent=True,
+        tls=pki and _server_tls(pki, devservers.NsqdTls), **devservers.nsqd_timeouts(
             Settings.load({}).with_overrides(message_timeout_s=TEST_MESSAGE_TIMEOUT_S))).start()
+    if SECURE:
+        server.client_options = {"tls": True, **_client_files(pki)}
     yield server
     server.stop()
 
@@ -81,8 +115,15 @@ def s3_bucket(tmp_path_factory):
 
 
 def etcd_client(server: devservers.ServerProcess, **options) -> EtcdKV:
+    """A client of ``server``, with the certificate and credentials it asks for, if any."""
     host, port = server.addresses["client"].rsplit("/", 1)[-1].split(":")
-    return EtcdKV(host, int(port), **options)
+    return EtcdKV(host, int(port), **{**getattr(server, "client_options", {}), **options})
+
+
+def nsq_client(server: devservers.ServerProcess, **options) -> NsqQueue:
+    """A client of ``server`` over TLS when it asks for it."""
+    return NsqQueue([server.addresses["tcp"]],
+                    **{**getattr(server, "client_options", {}), **options})
 
 
 @pytest.fixture(params=["memory", "etcd"])
@@ -106,7 +147,7 @@ def queue(request):
     if request.param == "memory":
         backend = MemoryQueue(message_timeout_s=TEST_MESSAGE_TIMEOUT_S)
     else:
-        backend = NsqQueue([request.getfixturevalue("nsqd_server").addresses["tcp"]])
+        backend = nsq_client(request.getfixturevalue("nsqd_server"))
     yield backend
     backend.close()
 

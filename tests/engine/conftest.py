@@ -14,11 +14,13 @@ from mr.executor import ExecutorPool
 from mr.kv.memory import MemoryKV
 from mr.models import EntityStore, Handler, Job, Step, Workflow
 from mr.queue.memory import MemoryQueue
-from mr.queue.nsq import NsqQueue
 from mr.settings import Settings
 from mr.worker.worker import Worker
-from tests.conftest import TEST_MESSAGE_TIMEOUT_S, etcd_client
+from tests.conftest import SECURE, TEST_MESSAGE_TIMEOUT_S, etcd_client, nsq_client
 from tests.engine.faults import InterleavingKV
+
+#: What the engines sign their messages with when the servers are secure (SECURE_TEST_SERVERS).
+SECRET = uuid.uuid4().hex
 
 ARGUMENT_NAMES = {"mapper": "arguments", "combiner": "results", "reducer": "results",
                   "partitioner": "key"}
@@ -79,7 +81,8 @@ def start_cluster(request, mode: str, executor, tmp_path, **overrides):
     settings = Settings.load({}).with_overrides(**{
         "workflow_names": (workflow,), "kv_prefix": f"/test-{uuid.uuid4().hex[:12]}",
         "message_timeout_s": TEST_MESSAGE_TIMEOUT_S, "invocation_timeout_s": 10.0,
-        "sweep_interval_s": 0.5, **overrides})
+        "sweep_interval_s": 0.5, **({"message_secret": SECRET} if SECURE else {}),
+        **overrides})
     if mode in ("embedded", "interleaved"):
         kv, queue, data = (MemoryKV(), MemoryQueue(message_timeout_s=TEST_MESSAGE_TIMEOUT_S),
                            MemoryDataStore())
@@ -87,7 +90,7 @@ def start_cluster(request, mode: str, executor, tmp_path, **overrides):
             kv = InterleavingKV(kv)
     else:
         kv = etcd_client(request.getfixturevalue("etcd_server"))
-        queue = NsqQueue([request.getfixturevalue("nsqd_server").addresses["tcp"]])
+        queue = nsq_client(request.getfixturevalue("nsqd_server"))
         data = FsspecDataStore(str(tmp_path / "data"))
     engine = Engine(settings, kv, queue, data, executor).serve()
     cluster = Cluster(engine, Worker(engine).start())

@@ -12,25 +12,28 @@ from typing import Callable, Sequence
 
 import gevent
 
+from mr.engine.engine import Engine
 from mr.engine.messages import InvocationMessage
 from mr.kv.base import KV
-from mr.queue.base import Message, Queue, run_handler
+from mr.queue.base import Message, run_handler
 
 
 class SimulatedCrash(BaseException):
     """The worker "dies" here: its message stays unanswered."""
 
 
-def intercept_publishes(monkeypatch, queue: Queue,
+def intercept_publishes(monkeypatch, engine: Engine,
                        on_publish: Callable[[InvocationMessage], bool]) -> list[list[bytes]]:
-    """Route every publish of ``queue`` through ``on_publish``, which sees each invocation
-    message and returns True to publish it, False to lose it, or raises (SimulatedCrash).
-    Returns the batches as published, for checks on their size."""
+    """Route every publish of the engine's queue through ``on_publish``, which sees each
+    invocation message and returns True to publish it, False to lose it, or raises
+    (SimulatedCrash). Returns the batches as published, for checks on their size."""
+    queue = engine.queue
     publish, multi_publish = queue.publish, queue.multi_publish
     batches: list[list[bytes]] = []
 
     def kept(bodies: Sequence[bytes]) -> list[bytes]:
-        return [body for body in bodies if on_publish(InvocationMessage.decode(body))]
+        return [body for body in bodies
+                if on_publish(InvocationMessage.decode(engine.signer.verified(body)))]
 
     def publish_one(topic, body, delay_s=0.0):
         if kept([body]):
@@ -46,6 +49,11 @@ def intercept_publishes(monkeypatch, queue: Queue,
     monkeypatch.setattr(queue, "publish", publish_one)
     monkeypatch.setattr(queue, "multi_publish", publish_many)
     return batches
+
+
+def signed(engine: Engine, message: InvocationMessage) -> bytes:
+    """The body the engine publishes for ``message``: signed when it has a secret."""
+    return engine.signer.sign(message.encode())
 
 
 class Redelivery(Message):

@@ -442,7 +442,7 @@ def deliver_to_a_lagging_worker(cluster, monkeypatch, accepted, message) -> None
     still knows the request running, as accepted. The message is answered as done."""
     monkeypatch.setattr(cluster.engine.requests, "is_finished", lambda *args: False)
     monkeypatch.setattr(cluster.engine.requests, "get", lambda *args: accepted)
-    delivery = RecordedDelivery(message, attempts=2)
+    delivery = RecordedDelivery(cluster.engine, message, attempts=2)
     cluster.engine.handle(delivery)
     assert delivery.requeued == []
 

@@ -18,7 +18,7 @@ import pytest
 from mr import codec
 from mr.engine import tracker as tracker_module
 from mr.engine.dispatch import child_id
-from mr.engine.engine import FAILURE_RECORD_LIMIT_BYTES
+from mr.engine.engine import FAILURE_RECORD_LIMIT_BYTES, Engine
 from mr.engine.messages import MAP, REDUCE, InvocationMessage
 from mr.engine.tracker import RequestTracker
 from mr.engine.tree import SESSION_LIMIT_BYTES
@@ -30,7 +30,7 @@ from mr.models.names import topic_name
 from mr.queue.base import failure_backoff_s, run_handler
 from tests.engine.conftest import start_cluster
 from tests.engine.faults import (Redelivery, SimulatedCrash, intercept_publishes,
-                                 redeliver_after_handling, run_log_handler, runs_per_key)
+                                 redeliver_after_handling, run_log_handler, runs_per_key, signed)
 from tests.engine.test_delivery import publish_everything_twice
 from tests.engine.test_reliability import (FAN_OUT, LEAF, assert_ran_once_each, expected,
                                            fan_out_job, run_log, slow_job, sweep_after_stall,
@@ -74,7 +74,7 @@ def record_publishes(monkeypatch, cluster, lose=lambda message: False) -> list:
         published.append(message)
         return not lose(message)
 
-    intercept_publishes(monkeypatch, cluster.engine.queue, record)
+    intercept_publishes(monkeypatch, cluster.engine, record)
     return published
 
 
@@ -123,7 +123,8 @@ def completions(cluster, request_id, parent_id) -> int:
 
 def deliver_again(cluster, message: InvocationMessage) -> Redelivery:
     """Hand ``message`` to the engine as a second delivery, as the queue does after a crash."""
-    again = Redelivery(types.SimpleNamespace(id="again", body=message.encode(), attempts=1))
+    again = Redelivery(types.SimpleNamespace(id="again", body=signed(cluster.engine, message),
+                                              attempts=1))
     run_handler(cluster.engine.handle, again)
     return again
 
@@ -132,8 +133,8 @@ class RecordedDelivery:
     """A delivery of ``message`` handed to the engine directly; its requeues are recorded."""
     id = "recorded"
 
-    def __init__(self, message: InvocationMessage, attempts: int = 1):
-        self.body, self.attempts = message.encode(), attempts
+    def __init__(self, engine: Engine, message: InvocationMessage, attempts: int = 1):
+        self.body, self.attempts = signed(engine, message), attempts
         self.requeued: list[float] = []
 
     def requeue(self, delay_s=0.0):
@@ -321,7 +322,8 @@ def test_a_map_message_delivered_twice_commits_once(cluster, monkeypatch, run_lo
     published = record_publishes(monkeypatch, cluster)
     fan_out_job(cluster, run_log)
     accepted = cluster.engine.submit(cluster.workflow, "j", {"c": 4}, blocking=False)
-    queue.publish(topic_name(cluster.workflow, MAP, "general"), published[0].encode())
+    queue.publish(topic_name(cluster.workflow, MAP, "general"),
+                  signed(cluster.engine, published[0]))
     request = wait_done(cluster, accepted.request_id)
     assert dict(cluster.engine.result(request)) == expected(4)
     runs = runs_per_key(run_log)
@@ -351,7 +353,8 @@ def test_the_twin_of_a_last_child_publishes_the_reduce_that_was_lost(cluster, mo
     def twin_children_and_lose_the_reduce(message: InvocationMessage) -> bool:
         if message.kind == MAP and message.ancestors and message.invocation_id not in twinned:
             twinned.add(message.invocation_id)
-            queue.publish(topic_name(cluster.workflow, MAP, "general"), message.encode())
+            queue.publish(topic_name(cluster.workflow, MAP, "general"),
+                          signed(cluster.engine, message))
         if message.kind == REDUCE and not (lost or message.redelivered):
             lost.append(message)
             return True
@@ -435,7 +438,7 @@ def test_a_failed_attempt_goes_back_to_the_queue_after_a_growing_backoff(cluster
     monkeypatch.setattr(cluster.engine, "finish", kv_refuses_once)
     delays = []
     for attempt in (1, 2, 3, 3):
-        delivery = RecordedDelivery(roots[0], attempt)
+        delivery = RecordedDelivery(cluster.engine, roots[0], attempt)
         cluster.engine.handle(delivery)
         delays += delivery.requeued
     assert delays == [failure_backoff_s(1), failure_backoff_s(2), failure_backoff_s(3)]
@@ -454,7 +457,7 @@ def test_a_message_of_a_request_past_its_deadline_runs_nothing(cluster, monkeypa
     accepted = cluster.engine.submit(cluster.workflow, "j", {"c": 1}, blocking=False,
                                      deadline_s=0.1)
     until("past the deadline", lambda: time.time() > accepted.deadline)
-    cluster.engine.handle(RecordedDelivery(roots[0]))
+    cluster.engine.handle(RecordedDelivery(cluster.engine, roots[0]))
     failed = cluster.engine.get_request(cluster.workflow, accepted.request_id)
     assert failed.state == "failed" and failed.error["type"] == "DeadlineExceeded"
     assert runs_per_key(run_log) == {}
@@ -475,7 +478,7 @@ def test_the_leftover_messages_of_a_finished_request_cost_no_kv_read(cluster, mo
         monkeypatch.setattr(kv, method, lambda *args, read=getattr(kv, method), **kwargs:
                             reads.append(args) or read(*args, **kwargs))
     for message in published:
-        delivery = RecordedDelivery(message)
+        delivery = RecordedDelivery(cluster.engine, message)
         cluster.engine.handle(delivery)
         assert delivery.requeued == []
     assert reads == []
@@ -491,7 +494,7 @@ def test_a_message_of_a_finished_request_no_longer_remembered_runs_nothing(clust
     cluster.run("j", {"c": 2})
     runs = runs_per_key(run_log)
     for message in published:
-        cluster.engine.handle(RecordedDelivery(message))
+        cluster.engine.handle(RecordedDelivery(cluster.engine, message))
     assert runs_per_key(run_log) == runs
 
 

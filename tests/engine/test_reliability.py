@@ -15,7 +15,7 @@ from mr.engine.engine import BUSY_REQUEUE_DELAY_S
 from mr.engine.messages import MAP, REDUCE, InvocationMessage
 from mr.models import NotFoundError, Request
 from tests.engine.faults import (SimulatedCrash, intercept_publishes, redeliver_after_handling,
-                                 run_log_handler, runs_per_key)
+                                 run_log_handler, runs_per_key, signed)
 from tests.engine.test_requests import SUM_REDUCER
 
 FAN_OUT = """
@@ -79,7 +79,7 @@ def crash_once(monkeypatch, cluster, at) -> list[InvocationMessage]:
             raise SimulatedCrash()
         return True
 
-    intercept_publishes(monkeypatch, cluster.engine.queue, on_publish)
+    intercept_publishes(monkeypatch, cluster.engine, on_publish)
     return crashed
 
 
@@ -124,7 +124,7 @@ def test_a_crash_between_publish_batches_publishes_each_child_once(cluster, monk
                 raise SimulatedCrash()
         return True
 
-    batches = intercept_publishes(monkeypatch, cluster.engine.queue, crash_on_second_batch)
+    batches = intercept_publishes(monkeypatch, cluster.engine, crash_on_second_batch)
     fan_out_job(cluster, run_log)
     children = PUBLISH_BATCH_COUNT + 20
     request = cluster.run("j", {"c": children}, timeout_s=120)
@@ -166,7 +166,7 @@ def test_a_root_message_lost_after_the_request_was_stored_is_published_again(
             return False
         return True
 
-    intercept_publishes(monkeypatch, cluster.engine.queue, lose_the_root)
+    intercept_publishes(monkeypatch, cluster.engine, lose_the_root)
     fan_out_job(cluster, run_log)
     accepted = cluster.engine.submit(cluster.workflow, "j", {"c": 3}, blocking=False)
     gevent.sleep(0.5)
@@ -189,7 +189,7 @@ def test_lost_child_messages_are_published_again_and_only_they(cluster, monkeypa
             return False
         return True
 
-    intercept_publishes(monkeypatch, cluster.engine.queue, lose_odd_children)
+    intercept_publishes(monkeypatch, cluster.engine, lose_odd_children)
     fan_out_job(cluster, run_log)
     accepted = cluster.engine.submit(cluster.workflow, "j", {"c": 10}, blocking=False)
     deadline = time.monotonic() + 20
@@ -344,7 +344,7 @@ def test_a_session_too_large_for_the_kv_fails_clearly(cluster):
 
 def test_large_child_arguments_travel_by_reference(cluster, monkeypatch):
     published = []
-    intercept_publishes(monkeypatch, cluster.engine.queue,
+    intercept_publishes(monkeypatch, cluster.engine,
                         lambda message: published.append(message) or True)
     cluster.handler("split", "mapper", "yield MrConfigureToMap('leaf')\n"
                                        "for name, size in arguments:\n"
@@ -367,13 +367,13 @@ def test_large_child_arguments_travel_by_reference(cluster, monkeypatch):
 
 def test_messages_of_a_finished_request_run_nothing(cluster, monkeypatch, run_log):
     published = []
-    intercept_publishes(monkeypatch, cluster.engine.queue,
+    intercept_publishes(monkeypatch, cluster.engine,
                         lambda message: published.append(message) or True)
     fan_out_job(cluster, run_log)
     request = cluster.run("j", {"c": 3})
     assert request.state == "done"
     runs_before = runs_per_key(run_log)
-    deliveries = [_Delivery(message.encode()) for message in published]
+    deliveries = [_Delivery(signed(cluster.engine, message)) for message in published]
     for delivery in deliveries:
         cluster.engine.handle(delivery)
     assert runs_per_key(run_log) == runs_before
@@ -413,7 +413,7 @@ def test_a_message_that_finds_no_free_slot_goes_back_to_the_queue(cluster, run_l
     for _ in range(engine.concurrency):
         engine._slots.acquire()
     try:
-        delivery = _Delivery(engine.dispatch.root(accepted).encode())
+        delivery = _Delivery(signed(engine, engine.dispatch.root(accepted)))
         started = time.monotonic()
         engine.handle(delivery)
         waited = time.monotonic() - started

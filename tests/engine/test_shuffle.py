@@ -411,7 +411,7 @@ def test_an_input_file_that_vanishes_is_retried_then_fails_naming_it(cluster, tm
             vanished.append(message)
         return True
 
-    intercept_publishes(monkeypatch, cluster.engine.queue, vanish)
+    intercept_publishes(monkeypatch, cluster.engine, vanish)
     request = cluster.run("wordcount", {}, input={"url": inputs})
     assert vanished and request.state == "failed"
     assert request.error["type"] == "DataError"
@@ -446,7 +446,7 @@ def test_lost_partition_reduces_are_published_again_by_the_sweeper(cluster, tmp_
             return False
         return True
 
-    intercept_publishes(monkeypatch, cluster.engine.queue, lose_partition_one)
+    intercept_publishes(monkeypatch, cluster.engine, lose_partition_one)
     accepted = cluster.engine.submit(cluster.workflow, "wordcount", {}, blocking=False,
                                      input={"url": inputs})
     deadline = time.monotonic() + 20
