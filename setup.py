@@ -22,8 +22,8 @@ setup(
     long_description_content_type="text/x-rst",
     python_requires=">=3.11",
     packages=find_packages(include=["mr", "mr.*"]),
-    # The OpenAPI description that GET /openapi.json serves.
-    package_data={"mr.web": ["openapi.yaml"]},
+    # The OpenAPI description that GET /openapi.json serves; the web UI's templates and files.
+    package_data={"mr.web": ["openapi.yaml"], "mr.web.ui": ["templates/*.html", "static/*"]},
     install_requires=[
         "Flask>=3.0",
         "fsspec>=2023.1",
@@ -32,6 +32,7 @@ setup(
         "graphviz>=0.20",
         "gunicorn[gevent]>=22",
         "msgpack>=1.0",
+        "prometheus_client>=0.26",
         "PyYAML>=6.0",
         "urllib3>=2.0",
     ],
@@ -42,9 +43,12 @@ setup(
         # moto's standalone S3 server: a real S3 API on loopback for the object store tests;
         # schemathesis fuzzes the HTTP API against its OpenAPI description, which
         # openapi-spec-validator checks.
-        # cryptography makes the certificates of the TLS tests (etcd, nsqd).
+        # cryptography makes the certificates of the TLS tests (etcd, nsqd); aiosmtpd is the
+        # SMTP server of the email notification tests; playwright drives Debian's chromium
+        # through the web UI.
         "test": ["pytest>=8", "moto[server]>=5.2", "schemathesis>=4.32,<5",
-                 "openapi-spec-validator>=0.7", "cryptography>=42"],
+                 "openapi-spec-validator>=0.7", "cryptography>=42", "aiosmtpd>=1.4.6",
+                 "playwright>=1.65,<1.66"],
     },
     entry_points={
         "console_scripts": [

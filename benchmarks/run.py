@@ -2,12 +2,16 @@
 docs/benchmarks.rst.
 
 Usage: ``python -m benchmarks [--write] [--only P1 P2 P6 P3 P5 splits] [--modes embedded
-distributed]``.
+distributed] [--peers]``.
 
 ``--write`` rewrites the generated parts of docs/benchmarks.rst whose benchmarks all ran, in
 both modes: the request benchmarks' (everything above END_OF_GENERATED) and the data
 benchmarks' (between DATA_START and DATA_END, added at the end the first time); the
 hand-written analysis below each is kept.
+
+``--peers`` runs P1 and P2 on Celery and Dask right after mr's request benchmarks and prints
+them beside mr's (see benchmarks/peers); with ``--write`` that comparison goes between
+compare.PEERS_START and compare.PEERS_END (added before the data benchmarks the first time).
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from pathlib import Path
 from benchmarks import (cost_growth, dask_word_count, fan_out_throughput, http_latency,
                         kv_round_trips, split_sizes, word_count)
 from benchmarks.common import MODES, Row, machine, number, running_mr
+from benchmarks.peers import compare, running
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.rst"
 END_OF_GENERATED = ".. end of the part written by python -m benchmarks --write"
@@ -145,6 +150,14 @@ Every measurement starts an mr of its own and stops it afterwards.
     return before + section + rest.split(DATA_END, 1)[1]
 
 
+def peers_document(comparison: compare.Comparison, elapsed_s: float, load_at_start: float,
+                   text: str) -> str:
+    """``text`` with the section of mr beside its peers replaced, or added before the data
+    benchmarks."""
+    section = comparison.section(_run_on(elapsed_s, load_at_start, comparison.versions()))
+    return compare.with_section(text, section, before=DATA_START)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -154,7 +167,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only these benchmarks")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
                         help="run only in these modes")
+    parser.add_argument("--peers", action="store_true",
+                        help="run P1 and P2 on Celery and Dask too, right after mr's, and set "
+                             "them side by side (their venv: scripts/benchmark --peers)")
     arguments = parser.parse_args(argv)
+    if arguments.peers and not {"P1", "P2"} <= set(arguments.only):
+        parser.error("--peers sets mr's P1 and P2 beside Celery's and Dask's: run both")
     groups = {REQUEST_BENCHMARKS: document, DATA_BENCHMARKS: data_document}
     partial = [group for group in groups
                if set(group) & set(arguments.only) and not set(group) <= set(arguments.only)]
@@ -173,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         print(report(ran))
         print(f"(all in {elapsed:.0f} s)")
         text = write(ran, elapsed, load_at_start, text)
+        if arguments.peers and group == REQUEST_BENCHMARKS:
+            beside = running.measure_beside(ran)
+            elapsed = time.monotonic() - started
+            print(beside.report())
+            print(f"(mr and its peers in {elapsed:.0f} s)")
+            text = peers_document(beside, elapsed, load_at_start, text)
     if arguments.write:
         DOCUMENT.write_text(text)
         print(f"recorded in {DOCUMENT}")

@@ -13,6 +13,7 @@ from mr.data import create_data_store
 from mr.engine.engine import Engine
 from mr.executor import ExecutorPool
 from mr.kv import create_kv
+from mr.metrics.kv import TimedKV
 from mr.queue import create_queue
 from mr.settings import Settings, SettingsError
 from mr.worker.worker import Worker
@@ -28,7 +29,7 @@ class Service:
         """``serve``: follow the workflows and their requests, as front ends and workers do
         (a command that only reads or removes records does not)."""
         self.settings = settings
-        self.kv = create_kv(settings)
+        self.kv = TimedKV(create_kv(settings))  # timed for mr_kv_operation_duration_seconds
         self.queue = create_queue(settings)
         self.data = create_data_store(settings)
         self.executor = ExecutorPool.from_settings(settings) if worker else None

@@ -51,6 +51,14 @@ _parse_positive_float = _number(float, allow_zero=False)
 _parse_non_negative_float = _number(float, allow_zero=True)
 
 
+def _parse_optional_port(text: str) -> int:
+    """A TCP port (0: any free one), or -1 (also written empty) for none."""
+    port = int(text) if text.strip() else -1
+    if not -1 <= port <= 65535:
+        raise ValueError(f"expected a port from 0 to 65535, or -1 for none, got {text!r}")
+    return port
+
+
 def _parse_non_empty(text: str) -> str:
     if not text.strip():
         raise ValueError("expected a value, got nothing")
@@ -124,6 +132,11 @@ class Settings:
         ("127.0.0.1:4150",), "MR_NSQD_HOSTS", _parse_list,
         "Comma-separated ``host:port`` TCP addresses of the nsqd servers to publish to and "
         "consume from.")
+    nsqd_http_addresses: tuple = _setting(
+        (), "MR_NSQD_HTTP_ADDRESSES", _parse_list,
+        "Comma-separated ``host:port`` addresses of the same nsqd servers' HTTP API (nsqd's "
+        "``--http-address``), whose ``/stats`` a worker reads, when scraped, for the "
+        "``mr_queue_depth`` metric of its topics. Empty: that metric is not reported.")
     nsqd_tls: bool = _setting(
         False, "MR_NSQD_TLS", _parse_bool,
         "Talk to nsqd over TLS (nsqd started with ``--tls-cert``, ``--tls-key`` and "
@@ -211,6 +224,12 @@ class Settings:
         64, "MR_EXECUTOR_MAX_OUTPUT_MB", _parse_positive_int,
         "Output (MiB) one invocation may write to stdout and stderr together before it is "
         "stopped with ``HandlerOutputExceeded``; the first MiB of each is kept either way.")
+    invocation_log_bytes: int = _setting(
+        64 * 1024, "MR_INVOCATION_LOG_BYTES", _parse_non_negative_int,
+        "Of what an invocation's handlers print (stdout and stderr), how many bytes are kept "
+        "with it in the data store, failed or not, for ``mr invocation logs`` "
+        "(``docs/tracing.rst``); longer output is cut, and the cut is said in the text. 0: "
+        "none is kept (a failure's error still holds its output).")
     workflow_scope_factory_fq_class: str = _setting(
         "", "MR_WORKFLOW_SCOPE_FACTORY_FQ_CLASS", _parse_dotted_path,
         "Dotted path (``package.module.Class``) of the scope factory: made once per workflow in "
@@ -248,6 +267,11 @@ class Settings:
         "Invocations one worker runs at once, over all its topics; 0 means four per executor "
         "child. A message that finds no free slot within half the message timeout goes back to "
         "the queue for another worker, so held messages never wait without bound.")
+    worker_metrics_port: int = _setting(
+        -1, "MR_WORKER_METRICS_PORT", _parse_optional_port,
+        "Port on which a worker serves its Prometheus metrics (``/metrics``, "
+        "``docs/operations.rst``), on MR_HTTP_HOST. 0: a free port, logged at start; -1 or "
+        "empty: none. ``mr cluster start`` gives each worker one and prints it.")
     request_wait_timeout_s: float = _setting(
         60.0, "MR_REQUEST_WAIT_TIMEOUT_S", _parse_positive_float,
         "How long a blocking request waits for its result before the answer is 504; the "
@@ -259,6 +283,12 @@ class Settings:
         "who can reach nsqd can make a worker run anything. The same on every front end and "
         "worker; ``mr cluster start`` makes one. Empty: messages are neither signed nor "
         "checked (embedded mode, whose queue is in-process).")
+    ui_secret_key: str = _setting(
+        "", "MR_UI_SECRET_KEY", str,
+        "The key that signs the web UI's session cookie, which holds the token a browser "
+        "logged in with (``docs/ui.rst``): the same on every front end. Empty: derived from "
+        "MR_MESSAGE_SECRET; both empty: a random key per process, so that logins do not "
+        "survive a restart or span gunicorn's workers (logged at start).")
     max_running_requests: int = _setting(
         1000, "MR_MAX_RUNNING_REQUESTS", _parse_non_negative_int,
         "Requests one workflow may have running at once; one more is answered 429 with "
@@ -302,6 +332,12 @@ class Settings:
         8080, "MR_HTTP_PORT", _parse_non_negative_int,
         "Port the HTTP front end listens on (``mr run``, and gunicorn's dev config; 0: any "
         "free port, for ``mr run``).")
+    metrics_dir: str = _setting(
+        "", "MR_METRICS_DIR", str,
+        "Directory where the gunicorn workers of a front end keep their metrics, which any of "
+        "them serves summed at ``/metrics`` (prometheus_client's multiprocess mode); its "
+        "``*.db`` files are removed when gunicorn starts. Empty: a new temporary directory at "
+        "each start, removed when gunicorn stops.")
     url: str = _setting(
         "", "MR_URL", str,
         "The front end that ``mr submit``, ``mr request wait|cancel`` and ``mr pipeline run`` "
@@ -310,6 +346,21 @@ class Settings:
     token: str = _setting(
         "", "MR_TOKEN", str,
         "Bearer token those commands send to the front end, for deployments that check one.")
+    smtp_host: str = _setting(
+        "", "MR_SMTP_HOST", str,
+        "The SMTP server that sends email notifications (``docs/notifications.rst``). Empty: "
+        "none, and a request or job asking for email is refused.")
+    smtp_port: int = _setting(25, "MR_SMTP_PORT", _parse_positive_int, "The SMTP server's port.")
+    smtp_from: str = _setting(
+        "mr@localhost", "MR_SMTP_FROM", _parse_non_empty,
+        "The sender address of email notifications.")
+    smtp_user: str = _setting(
+        "", "MR_SMTP_USER", str, "The user to log in to the SMTP server as; empty: no login.")
+    smtp_password: str = _setting("", "MR_SMTP_PASSWORD", str, "The password of MR_SMTP_USER.")
+    smtp_starttls: bool = _setting(
+        False, "MR_SMTP_STARTTLS", _parse_bool,
+        "Switch the SMTP connection to TLS (STARTTLS, the server's certificate checked against "
+        "the system's CAs) before logging in and sending.")
 
     @classmethod
     def specs(cls) -> list[tuple[dataclasses.Field, _Spec]]:

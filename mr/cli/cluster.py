@@ -136,6 +136,7 @@ def start_cluster(data_dir: Path, definitions: list[WorkflowDefinition], workers
             **(extra_env or {}),
             "MR_KV_BACKEND": "etcd", "MR_ETCD_HOST": host, "MR_ETCD_PORT": etcd_port,
             "MR_QUEUE_BACKEND": "nsq", "MR_NSQD_HOSTS": nsqd.addresses["tcp"],
+            "MR_NSQD_HTTP_ADDRESSES": nsqd.addresses["http"],
             "MR_DATA_STORE_URL": str(data_dir / "data"),
             # Every process of the cluster signs and checks invocation messages with it.
             "MR_MESSAGE_SECRET": settings.message_secret or secrets.token_hex(32),
@@ -153,8 +154,7 @@ def start_cluster(data_dir: Path, definitions: list[WorkflowDefinition], workers
             if auth_required(Settings.load(cluster.env)):
                 cluster.env["MR_TOKEN"] = admin_token(TokenStore(kv, store.keys))
         for number in range(1, workers + 1):
-            started(_mr_process(f"worker-{number}", ["mr.cli.main", "worker"], data_dir,
-                                cluster.env))
+            started(_worker_process(f"worker-{number}", data_dir, cluster.env))
         socket_path = data_dir / "frontend.sock"
         binds = (["--bind", f"unix:{socket_path}", "--bind", f"{devservers.LOOPBACK}:{http_port}"]
                  if nginx else [])
@@ -203,6 +203,16 @@ def enable_etcd_authentication(settings: Settings) -> None:
     with EtcdKV(settings.etcd_host, settings.etcd_port, ssl=True, ca_file=settings.etcd_ca_file,
                 cert_file=settings.etcd_cert_file, key_file=settings.etcd_key_file) as kv:
         kv.enable_authentication(settings.etcd_user, settings.etcd_password)
+
+
+def _worker_process(name: str, data_dir: Path, env: dict) -> devservers.ServerProcess:
+    """A worker serving its metrics on a port of its own, which also tells when it is up."""
+    port = devservers.free_port()
+    metrics_url = f"http://{devservers.LOOPBACK}:{port}/metrics"
+    worker = _mr_process(name, ["mr.cli.main", "worker"], data_dir,
+                         {**env, "MR_WORKER_METRICS_PORT": str(port)}, metrics_url)
+    worker.addresses["metrics"] = metrics_url
+    return worker
 
 
 def _mr_process(name: str, module_arguments: list[str], data_dir: Path, env: dict,

@@ -22,6 +22,10 @@ SCRIPTS = {
     "mr_kv_request_cleanup": ["request", "cleanup"],
     "mr_kv_invocation_get": ["invocation", "get"],
     "mr_get_request_sessions": ["session", "list"],
+    "mr_get_invocation_flat_list": ["request", "tree"],
+    "mr_get_invocation_graph": ["request", "trace", "--format", "dot", "-o", "-"],
+    "mr_draw_invocation_graph": ["request", "trace", "--format", "png"],
+    "mr_http_notification_listen": ["notifications", "listen"],
 }
 
 

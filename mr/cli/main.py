@@ -16,14 +16,15 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 
 from mr.cli import (cluster, data_command, demo, etcd_command, handler_command,  # noqa: E402
-                    handlers_command, jobs, local, pipeline_command, processes, runs, servers,
-                    settings_command, steps, submit, token_command, workflows)
+                    handlers_command, jobs, local, notifications_command, pipeline_command,
+                    processes, runs, servers, settings_command, steps, submit, token_command,
+                    workflows)
 from mr.cli.errors import UserError  # noqa: E402
 from mr.settings import SettingsError  # noqa: E402
 
 COMMANDS = (settings_command, servers, workflows, jobs, steps, handler_command, handlers_command,
             submit, runs, local, processes, cluster, demo, etcd_command, data_command,
-            pipeline_command, token_command)
+            pipeline_command, token_command, notifications_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

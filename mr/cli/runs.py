@@ -2,15 +2,16 @@
 into a request (JobX's ``mr_get_request_sessions``) and for removing one by hand. ``mr request
 wait|cancel`` go through the front end instead (``mr.cli.submit``).
 
-A request's invocations are kept only for map invocations that branched, and everything of a
-request goes when it is removed: after its retention, or by ``mr request cleanup``.
+Invocation records are kept only for map invocations that branched (``mr request tree`` shows
+every invocation, ``mr.cli.trace_command``), and everything of a request goes when it is
+removed: after its retention, or by ``mr request cleanup``.
 """
 from __future__ import annotations
 
 import collections
 
 from mr import codec
-from mr.cli import submit
+from mr.cli import submit, trace_command
 from mr.cli.entities import (add_get, add_json_option, add_list, open_store,
                              shared_kv_settings, to_json, user_errors)
 from mr.models import Invocation, Request, Session
@@ -21,7 +22,7 @@ def register(subparsers) -> None:
     request = subparsers.add_parser("request",
                                     help="show, list, wait for, cancel and remove requests")
     verbs = request.add_subparsers(dest="verb", required=True, metavar="VERB")
-    add_get(verbs, Request)
+    trace_command.add_request_verbs(verbs)
     add_list(verbs, Request, lambda request: "\t".join(
         [request["request_id"], request["job_name"], request["state"]]))
     cleanup = verbs.add_parser(
@@ -34,12 +35,14 @@ def register(subparsers) -> None:
     submit.add_request_verbs(verbs)
 
     invocation = subparsers.add_parser(
-        "invocation", help="show the branching map invocations of a request")
+        "invocation", help="show the branching map invocations of a request, and the output "
+                           "of any invocation")
     verbs = invocation.add_subparsers(dest="verb", required=True, metavar="VERB")
     add_get(verbs, Invocation)
     add_list(verbs, Invocation, lambda invocation: "\t".join(
         [invocation["invocation_id"], invocation["step_name"], invocation["state"],
          f"{invocation['mapped_count']} -> {invocation['mapped_step']}"]))
+    trace_command.add_invocation_verbs(verbs)
 
     session = subparsers.add_parser("session", help="show the sessions of a request")
     verbs = session.add_subparsers(dest="verb", required=True, metavar="VERB")

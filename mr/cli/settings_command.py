@@ -16,7 +16,7 @@ def register(subparsers) -> None:
 
 
 #: Settings whose values are secrets: shown only as set or not.
-SECRETS = ("message_secret", "etcd_password", "token")
+SECRETS = ("message_secret", "etcd_password", "token", "ui_secret_key", "smtp_password")
 
 
 def masked(values: dict) -> dict:

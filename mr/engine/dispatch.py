@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from mr import codec
 from mr.data.base import DataStore
@@ -117,29 +117,38 @@ class Dispatcher:
                                  request.root_invocation_id, MAP, request.root_step,
                                  data_ref=request.arguments_ref)
 
-    def publish(self, request: Request, messages: list[InvocationMessage]) -> None:
-        by_topic: dict[str, list[bytes]] = {}
+    def publish(self, request: Request, messages: list[InvocationMessage],
+                on_batch: Callable[[InvocationMessage], None] | None = None) -> None:
+        """Publish ``messages`` in batches, in their order within each topic; ``on_batch`` is
+        called after each batch but the last with the batch's last message: every message of
+        its topic up to that one is published."""
+        by_topic: dict[str, list[tuple[InvocationMessage, bytes]]] = {}
         for message in messages:
             mapper, _, reducer = self.step(request, message.step)
             handler = mapper if message.kind == MAP else reducer
             topic = topic_name(request.workflow, message.kind, self.capability(request, handler))
-            by_topic.setdefault(topic, []).append(self.signer.sign(message.encode()))
-        for topic, bodies in by_topic.items():
-            for batch in _batches(bodies):
+            by_topic.setdefault(topic, []).append((message, self.signer.sign(message.encode())))
+        published = 0
+        for topic, signed in by_topic.items():
+            for batch in _batches(signed):
                 if len(batch) == 1:
-                    self.queue.publish(topic, batch[0])
+                    self.queue.publish(topic, batch[0][1])
                 else:
-                    self.queue.multi_publish(topic, batch)
+                    self.queue.multi_publish(topic, [body for _, body in batch])
+                published += len(batch)
+                if on_batch is not None and published < len(messages):
+                    on_batch(batch[-1][0])
 
 
-def _batches(bodies: list[bytes]) -> Iterator[list[bytes]]:
-    batch: list[bytes] = []
+def _batches(signed: list[tuple[InvocationMessage, bytes]]
+             ) -> Iterator[list[tuple[InvocationMessage, bytes]]]:
+    batch: list[tuple[InvocationMessage, bytes]] = []
     size = 0
-    for body in bodies:
+    for message, body in signed:
         if batch and (len(batch) >= PUBLISH_BATCH_COUNT or size + len(body) > PUBLISH_BATCH_BYTES):
             yield batch
             batch, size = [], 0
-        batch.append(body)
+        batch.append((message, body))
         size += len(body)
     if batch:
         yield batch

@@ -34,17 +34,21 @@ from mr.engine.served import ServedWorkflows
 from mr.engine.signing import ForgedMessage, MessageSigner
 from mr.engine.shuffle import Shuffle
 from mr.engine.sweeper import Sweeper
+from mr.engine.trace import InvocationTrace, recording
 from mr.engine.tracker import TERMINAL_STATES, RequestTracker
 from mr.engine.tree import Tree
 from mr.executor import ExecutorPool
 from mr.executor.protocol import bounded_error
 from mr.kv.base import KV, Compare, Get, KVError, LeaseKeeper, Put
+from mr.metrics import instruments
 from mr.models import (EntityStore, Handler, Job, NotFoundError, Request, Step,
                        ValidationError)
 from mr.models.base import new_id
 from mr.models.data_specs import check_input, check_output
 from mr.models.keys import Keys
 from mr.models.names import topic_name
+from mr.notify.channels import channels_for
+from mr.notify.notifier import Notifier
 from mr.queue.base import Message, Queue, QueueError, failure_backoff_s
 from mr.settings import Settings
 
@@ -69,6 +73,7 @@ class Definitions:
     steps: dict[str, list]  # step -> [map, combine or None, reduce]
     shuffles: dict[str, dict]  # step with partitions -> its partitions, sort_values, partitioner
     data_specs: dict[str, tuple[dict | None, dict | None]]  # job -> its default input, output
+    notify: dict[str, list | None]  # job -> its notification channels
     versions: dict[str, str]  # handler -> version
 
 
@@ -97,6 +102,7 @@ class Engine:
         self.tree = Tree(self)
         self.cleaner = Cleaner(self)
         self.sweeper = Sweeper(self)
+        self.notifier = Notifier(self)
         self.requests = RequestTracker(kv, self.keys)
         self.requests.on_finish.append(self._stop_invocations)
         #: The greenlets running invocations, by (workflow, request id).
@@ -141,11 +147,12 @@ class Engine:
     def submit(self, workflow: str, job_name: str, arguments: dict[str, Any], *,
                blocking: bool, context: dict[str, Any] | None = None,
                deadline_s: float | None = None, input: dict | None = None,
-               output: dict | None = None, upload: Upload | None = None) -> Request:
+               output: dict | None = None, upload: Upload | None = None,
+               notify: list | None = None) -> Request:
         """Accept a request: pin the workflow's steps and handler versions, store the
         arguments (or name the input files, or store the uploaded one), record the request
         and enqueue its root invocation. ``input``/``output``: checked specs
-        (mr.models.data_specs); the job's when None."""
+        (mr.models.data_specs); the job's when None, as are the ``notify`` channels."""
         self.check_served(workflow)
         limit = self.settings.max_running_requests
         if limit and self.requests.running_count(workflow) >= limit:
@@ -165,6 +172,7 @@ class Engine:
             input = default_input if input is None else check_input(input)
             output = default_output if output is None else check_output(output)
             self.shuffle.check_specs(input, output)
+            notify = channels_for(notify, definitions.notify[job_name], self.settings)
         except ValueError as error:
             raise ValidationError(str(error)) from None
         if (input is not None or upload is not None) and arguments:
@@ -185,7 +193,7 @@ class Engine:
             request = self.store.create(Request(
                 workflow=workflow, request_id=request_id, job_name=job_name,
                 root_invocation_id=root_id, root_step=initial_step,
-                arguments_ref=arguments_ref, input=input, output=output,
+                arguments_ref=arguments_ref, input=input, output=output, notify=notify,
                 shuffles=definitions.shuffles, state="running", blocking=blocking,
                 context=context or {}, created_at=now, deadline=now + deadline_s,
                 handler_versions=definitions.versions, steps=definitions.steps))
@@ -226,6 +234,7 @@ class Engine:
             jobs={job.name: job.initial_step_name for job in jobs},
             deadlines={job.name: job.deadline_s for job in jobs},
             data_specs={job.name: (job.input, job.output) for job in jobs},
+            notify={job.name: job.notify for job in jobs},
             steps={step.name: [step.map_handler_name, step.combine_handler_name,
                                step.reduce_handler_name] for step in steps},
             shuffles={step.name: {"partitions": step.partitions, "sort_values": step.sort_values,
@@ -303,11 +312,20 @@ class Engine:
         if changes.get("error") is not None:
             changes["error"] = bounded_error(changes["error"], FAILURE_RECORD_LIMIT_BYTES)
         finished = request.replace(state=state, finished_at=time.time(), **changes)
-        operations = [Put(self.request_key(request), finished.encode()), *writes]
+        operations = [Put(self.request_key(request), finished.encode()), *writes,
+                      *self.notifier.outbox.finished(finished)]
         if self.settings.do_cleanup_requests:
             operations.append(Put(self.cleaner.cleanup_key(finished),
                                   self.cleaner.cleanup_value(finished)))
-        return self.kv.txn([self.running(request)], operations).succeeded
+        # In a greenlet of its own: this process's watch may see the commit, and stop the
+        # invocations of the request (maybe this one), before the commit returns here.
+        return gevent.spawn(self._commit_final_state, finished, operations).get()
+
+    def _commit_final_state(self, finished: Request, operations: list) -> bool:
+        committed = self.kv.txn([self.running(finished)], operations).succeeded
+        if committed:
+            instruments.request_finished(finished)
+        return committed
 
     def request_key(self, request: Request) -> str:
         return self.keys.entity(Request.kind, request.workflow, request.request_id)
@@ -339,32 +357,37 @@ class Engine:
             return
         if self.requests.is_finished(invocation.workflow, invocation.request_id):
             return  # finished, cancelled or removed: nothing left to do
+        trace = InvocationTrace(attempts=message.attempts)
         try:
             request = self.requests.get(invocation.workflow, invocation.request_id)
             if request is None or request.state != "running" or self.expire(request):
                 return  # finished, cancelled, removed or out of time: nothing left to do
-            with self._slot(), self._touching(message, request, invocation), \
-                    self._stoppable(request):
+            recheck = message.attempts > 1 or invocation.redelivered
+            with self._slot(), instruments.invocation_running(invocation.kind, recheck), \
+                    self._touching(message, request, invocation, trace), \
+                    self._stoppable(request), recording(trace):
                 try:
-                    self.tree.run(request, invocation,
-                                  recheck=message.attempts > 1 or invocation.redelivered)
+                    self.tree.run(request, invocation, recheck=recheck)
                 except HandlerFailure as failure:
-                    self.finish(request, "failed", failed_invocation_id=(
-                        failure.invocation_id or invocation.invocation_id), error=failure.error)
+                    failed_id = failure.invocation_id or invocation.invocation_id
+                    self.finish(request, "failed", failed_invocation_id=failed_id,
+                                error=failure.error,
+                                **self.tree.traces.failure(request, failed_id))
         except RequestFinished:
             return  # its request failed or was cancelled meanwhile: drop it
         except NoFreeSlot:
             message.requeue(BUSY_REQUEUE_DELAY_S)
         except Exception as error:  # noqa: BLE001 — every unforeseen error is one attempt
-            self._attempt_failed(message, invocation, error)
+            self._attempt_failed(message, invocation, error, trace)
 
     def _attempt_failed(self, message: Message, invocation: InvocationMessage,
-                        error: Exception) -> None:
+                        error: Exception, trace: InvocationTrace) -> None:
         description = f"{type(error).__name__}: {error}"
         if message.attempts < self.settings.invocation_max_attempts:
             log.warning("invocation %s of request %s failed (attempt %d of %d), retrying: %s",
                         invocation.invocation_id, invocation.request_id, message.attempts,
                         self.settings.invocation_max_attempts, description)
+            instruments.invocation_retried(invocation.kind)
             message.requeue(failure_backoff_s(message.attempts))
             return
         log.error("invocation %s of request %s failed %d times, failing the request: %s",
@@ -375,7 +398,8 @@ class Engine:
             self.finish(request, "failed", failed_invocation_id=invocation.invocation_id,
                         error=engine_error(type(error).__name__, (
                             f"invocation {invocation.invocation_id} gave up after "
-                            f"{message.attempts} attempts; the last failed with: {error}")))
+                            f"{message.attempts} attempts; the last failed with: {error}")),
+                        **self.tree.traces.failure(request, invocation.invocation_id, trace))
         except NotFoundError:
             return  # removed meanwhile: nothing to fail
         except Exception as failing_error:  # noqa: BLE001 — cannot record it now: later
@@ -420,11 +444,12 @@ class Engine:
             greenlet.kill(RequestFinished, block=False)
 
     @contextlib.contextmanager
-    def _touching(self, message: Message, request: Request,
-                  invocation: InvocationMessage) -> Iterator[None]:
+    def _touching(self, message: Message, request: Request, invocation: InvocationMessage,
+                  trace: InvocationTrace) -> Iterator[None]:
         """Keep a message from timing out while its invocation works. An invocation still
         running at the first touch is also marked active, on this process's lease, so that the
-        sweeper does not publish it again while a live worker runs it."""
+        sweeper does not publish it again while a live worker runs it (and tracing shows
+        where it runs)."""
         interval = max(self.settings.message_timeout_s / 3, 0.1)
         active_key = self.keys.active(request.workflow, request.request_id) + \
             invocation.invocation_id
@@ -435,7 +460,7 @@ class Engine:
                 gevent.sleep(interval)
                 message.touch()
                 if not marked:
-                    marked.append(self._mark_active(active_key))
+                    marked.append(self._mark_active(active_key, trace))
 
         toucher = gevent.spawn(touch_forever)
         try:
@@ -446,12 +471,12 @@ class Engine:
                 with contextlib.suppress(KVError):
                     self.kv.delete(active_key)
 
-    def _mark_active(self, key: str) -> bool:
+    def _mark_active(self, key: str, trace: InvocationTrace) -> bool:
         try:
             if self._active_lease is None or self._active_lease.lost:
                 ttl = max(int(self.settings.message_timeout_s * 2), 10)
                 self._active_lease = self.kv.keep_lease_alive(self.kv.grant_lease(ttl), ttl)
-            self.kv.put(key, b"", lease=self._active_lease.lease_id)
+            self.kv.put(key, codec.encode(trace.where()), lease=self._active_lease.lease_id)
             return True
         except KVError as error:
             log.warning("cannot mark %s active (%s); the sweeper may publish it again", key,

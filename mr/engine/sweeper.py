@@ -13,9 +13,9 @@ MR_SWEEP_INTERVAL_S:
   It then waits twice as long before doing so again, so a request held up only by a long queue
   is not flooded.
 
-The same worker removes finished requests that are due (:mod:`mr.engine.cleanup`). Everything
-it does is idempotent, so a second sweeper during a change of leader costs work, never
-correctness.
+The same worker removes finished requests that are due (:mod:`mr.engine.cleanup`) and sends
+notifications (:mod:`mr.notify.notifier`). Everything it does is idempotent, so a second sweeper
+during a change of leader costs work, never correctness (a notification may be sent twice).
 """
 from __future__ import annotations
 
@@ -71,6 +71,7 @@ class Sweeper:
         return self
 
     def stop(self) -> None:
+        self.engine.notifier.stop()
         if self._greenlet is not None:
             self._greenlet.kill()
             self._greenlet = None
@@ -88,6 +89,7 @@ class Sweeper:
         while True:
             try:
                 if self.lead():
+                    self.engine.notifier.follow()  # sends notifications while this leads
                     self.sweep()
                     if self.engine.settings.do_cleanup_requests:
                         while self.engine.cleaner.remove_due() > 0:

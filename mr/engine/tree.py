@@ -32,11 +32,13 @@ from typing import TYPE_CHECKING
 from mr import codec
 from mr.data.base import DataError
 from mr.engine.dispatch import child_id
-from mr.engine.errors import HandlerFailure, engine_error
+from mr.engine.errors import HandlerFailure, RequestFinished, engine_error
 from mr.engine.grouping import group_by_key, merge_groups
 from mr.engine.messages import MAP, REDUCE, InvocationMessage
 from mr.engine.results import Results
 from mr.engine.shuffle import Partitioning
+from mr.engine.trace import (DONE_PHASE, MAP_PHASE, CommitTrace, TraceRecorder, counted,
+                             note_outcome, partition_phase, summed)
 from mr.executor import Task
 from mr.kv.base import Compare, Get, Put, RangeResult
 from mr.models import Invocation, Request
@@ -63,6 +65,7 @@ class Tree:
         self.dispatch = engine.dispatch
         self.shuffle = engine.shuffle
         self.results = Results(engine)
+        self.traces = TraceRecorder(engine)
 
     def run(self, request: Request, invocation: InvocationMessage, recheck: bool) -> None:
         """Run one invocation; ``recheck``: it may have committed before, look first."""
@@ -106,17 +109,20 @@ class Tree:
         if committed.combined_ref is not None and not reduce_published.kvs:
             self._publish_once(request, own, "reduce",
                                self.pending_after(request, invocation, committed))
-        elif committed.children_ref is not None and not children_published.kvs:
-            self._publish_once(request, own, "children",
-                               self.pending_after(request, invocation, committed))
+        elif committed.children_ref is not None and not _all_published(children_published):
+            self._publish_once(request, own, "children", self.pending_after(
+                request, invocation, committed,
+                published_through=_last_published(children_published)))
         return True
 
     def pending_after(self, request: Request, invocation: InvocationMessage,
-                      record: Invocation,
-                      completed: set[str] | None = None) -> list[InvocationMessage]:
+                      record: Invocation, completed: set[str] | None = None,
+                      published_through: str | None = None) -> list[InvocationMessage]:
         """The messages a committed, uncompleted map invocation still waits for: its reduce
         over combined pairs, its children that have not completed, or, when they all have, its
-        own reduce. ``completed``: the ids of its completed children, if the caller read them."""
+        own reduce. ``completed``: the ids of its completed children, if the caller read them;
+        ``published_through``: a child up to which its children are known to be published
+        (``_publish_once``): only those after it are pending."""
         own_reduce = self.dispatch.reduce_of(request, invocation.invocation_id, invocation.step,
                                              invocation.ancestors, data_ref=record.combined_ref,
                                              redelivered=True)
@@ -125,7 +131,10 @@ class Tree:
         pairs = self.data.get_pairs(record.children_ref)
         if completed is None:
             completed = self.completed_children(request, invocation.invocation_id)
-        pending = [position for position in range(len(pairs))
+        start = 0 if published_through is None else next(
+            position + 1 for position in range(len(pairs))
+            if child_id(invocation.invocation_id, position) == published_through)
+        pending = [position for position in range(start, len(pairs))
                    if child_id(invocation.invocation_id, position) not in completed]
         if not pending:
             partitioning = self.shuffle.partitioning(request, invocation.invocation_id,
@@ -178,11 +187,13 @@ class Tree:
                 == self.dispatch.capability(request, mapper_name)):
             outcome = self._run(request, invocation, reducer_name, combined, session,
                                 sink=self._output_sink(request, invocation))
-            self._complete(request, invocation, _reduced(outcome), session)
+            self._complete(request, invocation, _reduced(outcome), session,
+                           counted_before={})  # a leaf: at the root, nothing else counted
             return
-        record = self._record(request, invocation, combined_ref=self.dispatch.put_pairs(
-            request.workflow, request.request_id, invocation.invocation_id, "combined", combined))
-        if self._commit_record(request, invocation, record, session):
+        record = self._commit_record(request, invocation, session, combined_ref=(
+            self.dispatch.put_pairs(request.workflow, request.request_id,
+                                    invocation.invocation_id, "combined", combined)))
+        if record is not None:
             self._publish_once(request, invocation.invocation_id, "reduce", [
                 self.dispatch.reduce_of(request, invocation.invocation_id, invocation.step,
                                         invocation.ancestors, data_ref=record.combined_ref)])
@@ -194,11 +205,11 @@ class Tree:
                 "UnknownStep", f"the mapper of step {invocation.step!r} maps to step "
                                f"{target_step!r}, which workflow {request.workflow!r} does not "
                                f"have"))
-        record = self._record(
-            request, invocation, mapped_count=len(pairs), mapped_step=target_step,
-            children_ref=self.dispatch.put_pairs(request.workflow, request.request_id,
-                                                 invocation.invocation_id, "children", pairs))
-        if not self._commit_record(request, invocation, record, session):
+        if self._commit_record(
+                request, invocation, session, mapped_count=len(pairs), mapped_step=target_step,
+                children_ref=self.dispatch.put_pairs(request.workflow, request.request_id,
+                                                     invocation.invocation_id, "children",
+                                                     pairs)) is None:
             return
         if not pairs:  # nothing to wait for: the branch reducer runs over no results
             messages = [self.dispatch.reduce_of(request, invocation.invocation_id,
@@ -207,24 +218,24 @@ class Tree:
             messages = self.dispatch.children(request, invocation, target_step, pairs)
         self._publish_once(request, invocation.invocation_id, "children", messages)
 
-    @staticmethod
-    def _record(request: Request, invocation: InvocationMessage, **fields) -> Invocation:
-        return Invocation(
+    def _commit_record(self, request: Request, invocation: InvocationMessage, session: dict,
+                       **fields) -> Invocation | None:
+        """Commit a map invocation's record (with ``fields`` and its trace) and its session,
+        unless another delivery did (it then publishes what the record calls for, or is
+        redelivered and does) or the request finished meanwhile; the record, if committed."""
+        session_writes = self._session_writes(request, invocation.invocation_id, session)
+        traced = self.traces.commit(request, invocation.invocation_id, MAP_PHASE)
+        record = Invocation(
             workflow=request.workflow, invocation_id=invocation.invocation_id,
             request_id=request.request_id,
             parent_invocation_id=invocation.parent.invocation_id if invocation.parent else None,
-            step_name=invocation.step, direction=MAP, state="waiting", **fields)
-
-    def _commit_record(self, request: Request, invocation: InvocationMessage,
-                       record: Invocation, session: dict) -> bool:
-        """Commit a map invocation's record with its session, unless another delivery did (it
-        then publishes what the record calls for, or is redelivered and does) or the request
-        finished meanwhile."""
+            step_name=invocation.step, direction=MAP, state="waiting",
+            attempts=(traced.fields or {}).get("attempts", 0), trace=traced.fields, **fields)
         key = self._record_key(request, invocation.invocation_id)
-        return self.kv.txn(
+        committed = self.kv.txn(
             [self._running(request), Compare(key, "version", "==", 0)],
-            [Put(key, record.encode()),
-             *self._session_writes(request, invocation.invocation_id, session)]).succeeded
+            [Put(key, record.encode()), *session_writes, *traced.writes]).succeeded
+        return record if committed else None
 
     # Reduce
 
@@ -238,7 +249,8 @@ class Tree:
             else:
                 self._reduce_partition(request, invocation, reducer_name, partitioning)
             return
-        session = self._stored_session(request, invocation.invocation_id)
+        session, counted_before = self._stored_session(request, invocation.invocation_id,
+                                                       counted=invocation.parent is None)
         if invocation.data_ref is not None:  # a leaf, combined on a worker of another capability
             results = self.data.get_pairs(invocation.data_ref)
         else:  # a branch: every child is reduced, and no marker changes any more
@@ -249,12 +261,22 @@ class Tree:
                                    for pair in self._reduced_pairs(marker.value))
         outcome = self._run(request, invocation, reducer_name, results, session,
                             sink=self._output_sink(request, invocation))
-        self._complete(request, invocation, _reduced(outcome), None)
+        self._complete(request, invocation, _reduced(outcome), None, counted_before)
 
-    def _stored_session(self, request: Request, invocation_id: str) -> dict:
+    def _stored_session(self, request: Request, invocation_id: str,
+                        counted: bool = False) -> tuple[dict, dict | None]:
+        """The session of a map invocation, for its reducer; with ``counted`` (at the root),
+        also what the request's other commits counted, in the same read, which is made only
+        while the request runs (RequestFinished: nothing left to reduce for)."""
         prefix = self.keys.session(request.workflow, request.request_id, invocation_id)
-        return {kv.key[len(prefix):]: codec.decode(kv.value)
-                for kv in self.kv.range(prefix, prefix=True).kvs}
+        if not counted:
+            return _session(prefix, self.kv.range(prefix, prefix=True)), None
+        read = self.kv.txn([self._running(request)], [
+            Get(prefix, prefix=True), Get(self.traces.counters_prefix(request), prefix=True)])
+        if not read.succeeded:
+            raise RequestFinished()
+        stored, counters = read.responses
+        return _session(prefix, stored), summed(codec.decode(kv.value) for kv in counters.kvs)
 
     # Partitions
 
@@ -289,13 +311,16 @@ class Tree:
         runs = [run for page in self.kv.pages(prefix, MARKER_PAGE_SIZE) for marker in page
                 for run in codec.decode(marker.value)["runs"][invocation.partition]]
         outcome = self._run(request, invocation, reducer_name, [],
-                            self._stored_session(request, invocation.invocation_id),
+                            self._stored_session(request, invocation.invocation_id)[0],
                             source=self.shuffle.runs_source(runs, partitioning),
                             sink=self._output_sink(request, invocation))
+        traced = self.traces.commit(request, invocation.invocation_id,
+                                    partition_phase(invocation.partition))
         _, last = self._count_completion(
             request, _partitions_id(invocation.invocation_id),
-            _partition_name(invocation.partition), codec.encode(outcome.written),
-            partitioning.partitions)
+            _partition_name(invocation.partition),
+            codec.encode(_with_trace(outcome.written, traced)), partitioning.partitions,
+            traced.writes)
         if last:  # a duplicate too: its first delivery may have died before completing it
             self._complete_partitioned(request, invocation, self._committed_partitions(
                 request, invocation.invocation_id))
@@ -365,28 +390,33 @@ class Tree:
         return None
 
     def _complete(self, request: Request, invocation: InvocationMessage, result: list | dict,
-                  session: dict | None) -> None:
-        """Commit an invocation's result to its parent, or to the request at the root; the
-        child that completes its parent's last child enqueues the parent's reduce. ``result``:
-        the reduced pairs, or what the executor wrote (``{"runs"}`` for a partitioned parent,
-        ``{"parts"}``)."""
+                  session: dict | None, counted_before: dict | None = None) -> None:
+        """Commit an invocation's result, with its trace, to its parent, or to the request at
+        the root; the child that completes its parent's last child enqueues the parent's
+        reduce. ``result``: the reduced pairs, or what the executor wrote (``{"runs"}`` for a
+        partitioned parent, ``{"parts"}``). ``counted_before``: at the root, what the other
+        commits of the request counted, if the caller read it (or knows it is nothing)."""
         session_writes = (self._session_writes(request, invocation.invocation_id, session)
                           if session else [])
+        traced = self.traces.commit(request, invocation.invocation_id, DONE_PHASE)
+        writes = [*session_writes, *traced.writes]
         parent = invocation.parent
         if parent is None:
-            self.results.finish(request, invocation.invocation_id, result, session_writes)
+            if counted_before is None:
+                counted_before = counted(self.kv, self.keys, request)
+            self.results.finish(self.traces.finished(request, invocation.invocation_id, traced,
+                                                     counted_before),
+                                invocation.invocation_id, result, writes)
             return
-        if isinstance(result, dict):
-            reduced = codec.encode(result)
-        else:
-            reduced = codec.encode({"pairs": result})
-            if len(reduced) > INLINE_RESULT_LIMIT_BYTES:
-                reduced = codec.encode({"ref": self.dispatch.put_pairs(
+        if not isinstance(result, dict):
+            result = {"pairs": result}
+            if len(codec.encode(result)) > INLINE_RESULT_LIMIT_BYTES:
+                result = {"ref": self.dispatch.put_pairs(
                     request.workflow, request.request_id, invocation.invocation_id, "reduced",
-                    result)})
+                    result["pairs"])}
         committed, last = self._count_completion(
-            request, parent.invocation_id, invocation.invocation_id, reduced, parent.children,
-            session_writes)
+            request, parent.invocation_id, invocation.invocation_id,
+            codec.encode(_with_trace(result, traced)), parent.children, writes)
         if last:  # a redelivery of the last child too: its first delivery committed and may
             # have died before publishing the parent's reduce (a duplicate reduce is harmless)
             self._publish_parent_reduce(request, invocation, redelivered=not committed)
@@ -418,9 +448,14 @@ class Tree:
 
     def _publish_once(self, request: Request, invocation_id: str, what: str,
                       messages: list[InvocationMessage]) -> None:
-        """Publish what a commit calls for, then record that it was published."""
-        self.dispatch.publish(request, messages)
-        self.kv.put(self._published_key(request, invocation_id, what), b"")
+        """Publish what a commit calls for, then record that it was published (an empty
+        value). Between two batches of children the record names the last child published,
+        so that a delivery again after a crash there publishes only the children after it
+        (``_redo``): those published before are running, and must not run twice."""
+        key = self._published_key(request, invocation_id, what)
+        self.dispatch.publish(request, messages, on_batch=None if what != "children" else (
+            lambda last: self.kv.put(key, last.invocation_id.encode())))
+        self.kv.put(key, b"")
 
     def progress(self, request: Request) -> dict[str, int]:
         """How far a request has come, in map invocations: ``known``, the root and the children
@@ -466,6 +501,9 @@ class Tree:
         outcome = self.engine.executor.run(
             self._task(request, invocation, handler_name, inputs, session, source=source,
                        sink=sink), timeout_s=self.engine.settings.invocation_timeout_s)
+        self.engine.notifier.queue_messages(request, invocation.invocation_id, handler_name,
+                                            outcome.notices)
+        note_outcome(handler_name, outcome)
         if not outcome.ok and outcome.error["kind"] == "data":  # the store's fault: an attempt
             raise DataError(f"handler {handler_name!r}: {outcome.error['message']}")
         if not outcome.ok:
@@ -510,6 +548,15 @@ def _reduced(outcome) -> list | dict:
     return outcome.written if "runs" in outcome.written else {"parts": [outcome.written["path"]]}
 
 
+def _session(prefix: str, stored: RangeResult) -> dict:
+    return {kv.key[len(prefix):]: codec.decode(kv.value) for kv in stored.kvs}
+
+
+def _with_trace(marker: dict, traced: CommitTrace) -> dict:
+    """A completion marker's value: what was reduced, and the trace of the commit, if any."""
+    return marker if traced.fields is None else {**marker, "trace": traced.fields}
+
+
 def _partitions_id(branch_id: str) -> str:
     """Under which id the partitions of a branch count their completions, as children do."""
     return f"{branch_id}-partitions"
@@ -525,6 +572,17 @@ def _completed_last(counter: RangeResult, invocation_id: str, children: int) -> 
     names the latest. Only that child publishes the parent's reduce."""
     return bool(counter.kvs) and counter.kvs[0].version == children and \
         counter.kvs[0].value == invocation_id.encode()
+
+
+def _all_published(published: RangeResult) -> bool:
+    """Whether a publication record says that everything was published (an empty value)."""
+    return bool(published.kvs) and not published.kvs[0].value
+
+
+def _last_published(published: RangeResult) -> str | None:
+    """The last child published before a crash between two batches, if that is what the
+    record holds."""
+    return published.kvs[0].value.decode() if published.kvs else None
 
 
 def _still_running(request_range: RangeResult) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 from mr import codec
 from mr.executor.capture import redirected_output
 from mr.datasets import InputUnavailable, OutputUnavailable
-from mr.executor import plans
+from mr.executor import plans, reporting
 from mr.executor.collect import collect, stream
 from mr.executor.exec_processor import ExecProcessor
 from mr.executor.injected import SessionAccess
@@ -28,6 +28,7 @@ from mr.executor.protocol import (OUT_OF_MEMORY_EXIT_STATUS, ChildConfig, Handle
                                   write_frame)
 from mr.executor.python_processor import PythonProcessor
 from mr.executor.scope import ScopeFactoryError, WorkflowScopes
+from mr.notify.notices import collecting as collecting_notices
 
 
 def processors(config: ChildConfig) -> dict[str, Any]:
@@ -48,8 +49,11 @@ class _TaskRunner:
     def serve(self, request: dict[str, Any]) -> bytes:
         """The encoded reply to one request (the output goes to the pool's FIFOs)."""
         task = Task(**request["task"])
-        with redirected_output(request["stdout_path"], request["stderr_path"]):
+        with redirected_output(request["stdout_path"], request["stderr_path"]), \
+                collecting_notices() as notices, reporting.collecting() as reports:
             reply = self.run_task(task)
+        reply["notices"] = notices
+        reply.update(reports.to_reply())
         return self.encode_reply(task, reply)
 
     def run_task(self, task: Task) -> dict[str, Any]:

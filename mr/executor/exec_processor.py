@@ -9,7 +9,8 @@ files. It talks to the child on two pipes of its own, whose numbers it finds in
   "handler_type", "version", "arguments" (mappers) or "results" (combiners, reducers),
   "session", "session_writable"}``;
 - output: one JSON array per line: ``["map", step]`` or ``["return"]`` (a mapper's first),
-  ``["pair", key, value]``, ``["session", key, value]`` (``S_SET``).
+  ``["pair", key, value]``, ``["session", key, value]`` (``S_SET``), ``["counter", group,
+  name, n]`` (``increment_counter``), ``["status", message]`` (``set_status``).
 
 It succeeds when it exits with status 0. The protocol is documented in ``docs/handlers.rst``.
 """
@@ -26,6 +27,7 @@ from typing import IO, Any, Iterator
 
 from mr.executor.injected import SessionAccess
 from mr.executor.protocol import HandlerProtocolError, Task
+from mr.executor.reporting import increment_counter, set_status
 from mr.handlers.scope import MrConfigureToMap, MrConfigureToReturn
 from mr.models.handler import ARGUMENT_NAMES
 
@@ -33,9 +35,10 @@ PROTOCOL_VERSION = 1
 INPUT_FD_VARIABLE = "MR_INPUT_FD"
 OUTPUT_FD_VARIABLE = "MR_OUTPUT_FD"
 #: The output messages, by their first element, with their lengths.
-_MESSAGE_LENGTHS = {"map": 2, "return": 1, "pair": 3, "session": 3}
+_MESSAGE_LENGTHS = {"map": 2, "return": 1, "pair": 3, "session": 3, "counter": 4, "status": 2}
 _MESSAGES_HELP = ('each message is one line of JSON: ["map", step], ["return"], '
-                  '["pair", key, value] or ["session", key, value]')
+                  '["pair", key, value] or ["session", key, value] (and, to report, '
+                  '["counter", group, name, n] or ["status", message])')
 
 
 class ExecHandlerError(Exception):
@@ -133,7 +136,8 @@ def _items(task: Task, session: SessionAccess, output: IO[bytes],
 
 
 def _decode(line: bytes, number: int, task: Task, session: SessionAccess) -> Any:
-    """The item one output line stands for; a session write is made here (None)."""
+    """The item one output line stands for; a session write, a counter or a status is made
+    here (None)."""
     try:
         message = json.loads(line)
     except ValueError:  # UnicodeDecodeError too
@@ -148,5 +152,10 @@ def _decode(line: bytes, number: int, task: Task, session: SessionAccess) -> Any
         return MrConfigureToReturn()
     if kind == "pair":
         return message[1:]
-    session.set(message[1], message[2])
+    if kind == "counter":
+        increment_counter(*message[1:])
+    elif kind == "status":
+        set_status(message[1])
+    else:
+        session.set(message[1], message[2])
     return None

@@ -7,9 +7,11 @@ import sys
 from typing import Any
 
 from mr import codec
+from mr.executor.reporting import increment_counter, set_status
 from mr.fs import SharedFilesystem
 from mr.handlers.scope import MrConfigureToMap, MrConfigureToReturn
 from mr.models.names import check_name
+from mr.notify.notices import TO_ALL, TO_EMAIL, TO_HTTP, NoticeHandler
 
 
 class SessionAccess:
@@ -46,14 +48,16 @@ def handler_globals(handler_name: str, session: SessionAccess,
         "S_SET": session.set,
         "S_LIST": session.list,
         "LOG": _stderr_logger(f"mr.handler.{handler_name}"),
-        "NOTIFY": _stderr_logger(f"mr.notify.{handler_name}"),
-        "EMAIL": _stderr_logger(f"mr.notify.email.{handler_name}"),
-        "HTTP": _stderr_logger(f"mr.notify.http.{handler_name}"),
+        "NOTIFY": _stderr_logger(f"mr.notify.{handler_name}", TO_ALL),
+        "EMAIL": _stderr_logger(f"mr.notify.email.{handler_name}", TO_EMAIL),
+        "HTTP": _stderr_logger(f"mr.notify.http.{handler_name}", TO_HTTP),
         "PRINT": print,
         "RUN": run_command,
         "FS": fs,
         "SEP": PATH_SEPARATOR,
         "JOIN": join_path,
+        "increment_counter": increment_counter,
+        "set_status": set_status,
         "__name__": f"handler({handler_name})",
     }
 
@@ -83,13 +87,16 @@ def run_command(command: str | list[str], input_data: str | bytes | None = None,
     return code
 
 
-def _stderr_logger(name: str) -> logging.Logger:
-    """A logger writing to stderr (so captured with the invocation), configured once per name."""
+def _stderr_logger(name: str, notice_channel: str | None = None) -> logging.Logger:
+    """A logger writing to stderr (so captured with the invocation), configured once per name;
+    with ``notice_channel``, its messages also go to the request's channels of that kind."""
     logger = logging.getLogger(name)
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
+        if notice_channel is not None:
+            logger.addHandler(NoticeHandler(notice_channel))
         logger.setLevel(logging.DEBUG)
         logger.propagate = False
     return logger

@@ -18,6 +18,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 import weakref
 
 import gevent
@@ -32,6 +33,7 @@ from mr.executor.protocol import (OUT_OF_MEMORY_EXIT_STATUS, ChildConfig, Outcom
                                   encode_message, handler_error, memory_error, read_message,
                                   write_frame)
 from mr.fs import check_shared_root
+from mr.metrics import instruments, sampled
 
 #: How long a child that closed its reply pipe, or ran out of memory, gets to exit before it is
 #: killed.
@@ -66,6 +68,8 @@ class _Child:
             close_now(reply_write)
         self.pid = self.process.pid
         self._hung_up = False
+        #: When the pool handed it an invocation; None while idle.
+        self.busy_since: float | None = None
         gevent_os.make_nonblocking(self._request_write)
         gevent_os.make_nonblocking(self._reply_read)
         with contextlib.suppress(OSError):  # died at once: its first exchange will report it
@@ -177,11 +181,17 @@ class ExecutorPool:
         self._closed = False
         for _ in range(self.size):
             self._release(self._start_child())
+        sampled.track_pool(self)
 
     @property
     def pids(self) -> list[int]:
         """The process ids of the current children."""
         return sorted(child.pid for child in self._children)
+
+    @property
+    def busy(self) -> int:
+        """How many children run an invocation now."""
+        return sum(child.busy_since is not None for child in self._children)
 
     def run(self, task: Task, timeout_s: float | None = None) -> Outcome:
         """Run ``task`` in an idle child (waiting for one); the outcome of the handler, whatever
@@ -220,7 +230,9 @@ class ExecutorPool:
             reply = self._failed(task, error)
         return Outcome(ok=reply["error"] is None, directive=reply["directive"],
                        pairs=reply["pairs"], session=reply["session"], stdout=stdout,
-                       stderr=stderr, error=reply["error"], written=reply.get("written"))
+                       stderr=stderr, error=reply["error"], written=reply.get("written"),
+                       notices=reply.get("notices", []), counters=reply.get("counters", {}),
+                       status=reply.get("status"))
 
     def _failure(self, task: Task, child: _Child, reply: dict | None, stopped: bool,
                  wrote_too_much: bool, timeout_s: float) -> dict | None:
@@ -250,6 +262,7 @@ class ExecutorPool:
         if self._closed:
             return
         self._closed = True
+        sampled.forget_pool(self)
         idle = list(self._idle)
         self._idle.clear()
         while self._waiting:
@@ -279,6 +292,7 @@ class ExecutorPool:
         First come, first served: a caller that returns a child and at once asks for another
         (a mapper, then its reducer) must not take it back ahead of callers already waiting.
         """
+        self._count_busy_time(child)
         while self._waiting:
             waiter = self._waiting.popleft()
             if not waiter.ready():
@@ -307,10 +321,18 @@ class ExecutorPool:
         if not child.is_alive():  # died while idle: not this task's doing
             self._retire(child, grace_s=0)
             return self._take_idle_child()
+        child.busy_since = time.monotonic()
         return child
+
+    @staticmethod
+    def _count_busy_time(child: _Child) -> None:
+        if child.busy_since is not None:
+            instruments.executor_busy(time.monotonic() - child.busy_since)
+            child.busy_since = None
 
     def _retire(self, child: _Child, grace_s: float) -> None:
         """Stop ``child`` and, unless the pool is closing, put a fresh one in its place."""
+        self._count_busy_time(child)
         child.stop(grace_s)
         self._children.discard(child)
         if not self._closed:

@@ -98,6 +98,12 @@ class Outcome:
     error: dict | None = None
     #: With a sink: what was written (``{"runs": ...}`` or ``{"path": ..., "count": ...}``).
     written: dict | None = None
+    #: What the handler logged with ``NOTIFY``, ``EMAIL`` or ``HTTP`` (mr.notify.notices).
+    notices: list = dataclasses.field(default_factory=list)
+    #: What the handler counted (``increment_counter``): group -> name -> n.
+    counters: dict = dataclasses.field(default_factory=dict)
+    #: The last status the handler set (``set_status``), if any.
+    status: str | None = None
 
 
 def handler_error(kind: str, error_type: str, message: str, traceback: str = "") -> dict[str, str]:

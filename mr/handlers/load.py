@@ -73,7 +73,7 @@ def read_definition(directory: Path) -> WorkflowDefinition:
         jobs = [Job(workflow=name, name=job, description=_get(spec, "description", ""),
                     initial_step_name=_get(spec, "step"),
                     deadline_s=_get(spec, "deadline_s", None), input=_get(spec, "input", None),
-                    output=_get(spec, "output", None))
+                    output=_get(spec, "output", None), notify=_get(spec, "notify", None))
                 for job, spec in _mapping(manifest, "jobs").items()]
         Workflow(name=name, description=str(manifest.get("description", "")))
     except (ModelError, ValueError) as error:

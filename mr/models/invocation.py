@@ -32,4 +32,7 @@ class Invocation(WorkflowEntity):
     children_ref = Field(str, optional=True)
     #: A leaf whose reducer needs another capability: where its combined pairs are.
     combined_ref = Field(str, optional=True)
+    #: Where, when and how its map ran (``docs/tracing.rst``): host, pid, attempts,
+    #: started_at, finished_at, and the status and the path of the output it left, if any.
+    trace = Field(dict, optional=True)
     created_at = created_at_field()

@@ -4,6 +4,7 @@ from __future__ import annotations
 from mr.models.base import Field, Reference, WorkflowEntity, name_field, positive
 from mr.models.data_specs import check_input, check_output
 from mr.models.step import Step
+from mr.notify.channels import check_notify
 
 
 class Job(WorkflowEntity):
@@ -20,3 +21,5 @@ class Job(WorkflowEntity):
     input = Field(dict, optional=True, check=check_input)
     #: Where results go when requests name nothing else; None: inline.
     output = Field(dict, optional=True, check=check_output)
+    #: Where its requests' notifications go when they name none (see mr.notify.channels).
+    notify = Field(list, optional=True, check=check_notify)

@@ -66,6 +66,11 @@ class Keys:
         sweeper leaves alone what a live worker is still running."""
         return f"{self.run(workflow, request_id)}active/"
 
+    def counters(self, workflow: str, request_id: str) -> str:
+        """``.../counters/``: what the invocations of one request counted, one key per commit
+        that counted anything (``<id>/<phase>``), written in that commit's transaction."""
+        return f"{self.run(workflow, request_id)}counters/"
+
     def sessions(self, workflow: str, request_id: str) -> str:
         """``.../session/``: the sessions of every map invocation of one request."""
         return f"{self.run(workflow, request_id)}session/"
@@ -81,6 +86,10 @@ class Keys:
     def tokens(self) -> str:
         """``P/token/``: the API tokens, by name, each with the digest of its secret."""
         return f"{self.prefix}/token/"
+
+    def notifications(self) -> str:
+        """``P/notify/``: the notifications waiting to be sent (mr.notify.outbox)."""
+        return f"{self.prefix}/notify/"
 
     def cleanups(self) -> str:
         """``P/cleanup/``: finished requests waiting for removal, ordered by due time."""

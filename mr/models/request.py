@@ -4,6 +4,7 @@ from __future__ import annotations
 from mr.models.base import (Field, WorkflowEntity, created_at_field, id_field, name_field,
                             new_id, positive, valid_name)
 from mr.models.data_specs import check_input, check_output
+from mr.notify.channels import check_notify
 
 REQUEST_STATES = ("pending", "running", "done", "failed", "cancelled")
 
@@ -34,6 +35,8 @@ class Request(WorkflowEntity):
     output = Field(dict, optional=True, check=check_output)
     #: Once done with the file writer: the URLs of the parts it committed.
     output_parts = Field(list, optional=True)
+    #: Where its notifications go: its own channels, else its job's (mr.notify.channels).
+    notify = Field(list, optional=True, check=check_notify)
     #: When (epoch seconds) the request fails if it has not finished.
     deadline = Field(float, optional=True, check=positive)
     state = Field(str, default="pending", choices=REQUEST_STATES)
@@ -48,5 +51,10 @@ class Request(WorkflowEntity):
     error = Field(dict, optional=True)
     #: Where the result pairs are in the data store, once done.
     result_ref = Field(str, optional=True)
+    #: Once done: its invocations' counters summed, group -> name -> n (``docs/tracing.rst``).
+    counters = Field(dict, optional=True)
+    #: The trace of the invocation that finished it (done: the root's last run; failed: the
+    #: invocation that failed), with its ``invocation_id`` and what it counted.
+    finished_by = Field(dict, optional=True)
     created_at = created_at_field()
     finished_at = Field(float, optional=True)

@@ -213,6 +213,13 @@ class MemoryQueue(Queue):
         target.dispatch()
         return consumer
 
+    def depth(self, topic: str, channel: str) -> int:
+        """Messages of ``topic`` waiting for ``channel``, ready or deferred, or for a first
+        channel while the topic has none."""
+        held = self._topics.get(topic, {}).get(channel)
+        waiting = len(held.ready) + len(held.deferred) if held is not None else 0
+        return waiting + len(self._unclaimed.get(topic, ()))
+
     def _sweep_forever(self) -> None:
         while True:
             gevent.sleep(_SWEEP_INTERVAL_S)

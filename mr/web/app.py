@@ -6,14 +6,15 @@ from flask import Flask, Response
 from mr.engine.engine import Engine
 from mr.service import Service
 from mr.settings import Settings
-from mr.web import auth, errors, health, job_definition, jobs, openapi, request_status
+from mr.web import auth, errors, health, job_definition, jobs, metrics, openapi, request_status
+from mr.web import trace, ui
 from mr.web.context import ENGINE_EXTENSION, fulfilled_by
 
 FULFILLED_BY_HEADER = "X-FULFILLED-BY"
 
 
 def create_app(engine: Engine) -> Flask:
-    app = Flask(__name__, static_folder=None)  # no static files: every route is the API's
+    app = Flask(__name__, static_folder=None)  # no static folder: the UI serves its own files
     # OPTIONS is answered as any other method a route does not have (a JSON 405 with Allow),
     # not with Flask's empty automatic answer.
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
@@ -23,7 +24,8 @@ def create_app(engine: Engine) -> Flask:
     errors.install(app)
     auth.install(app, engine)
     for blueprint in (jobs.blueprint, request_status.blueprint, health.blueprint,
-                      job_definition.blueprint, openapi.blueprint):
+                      job_definition.blueprint, openapi.blueprint, metrics.blueprint,
+                      trace.blueprint, ui.blueprint):
         app.register_blueprint(blueprint)
     app.after_request(_name_the_answering_process)
     return app

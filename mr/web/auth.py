@@ -3,13 +3,15 @@
 Every request names its token in ``Authorization: Bearer mrt_<name>.<secret>``. No token, or one
 that is not stored, is a 401; a token whose role or workflows do not cover the endpoint is a 403.
 An endpoint not listed in ``ROLES`` is for ``admin`` tokens only, so a new endpoint is closed
-until it is given a rule.
+until it is given a rule. The web UI's pages (mr.web.ui) also take the token that its login
+keeps in the session cookie, since a browser cannot send the header.
 """
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g, request, session
+from werkzeug.exceptions import MethodNotAllowed
 
 from mr.auth.tokens import Token, TokenCache, TokenStore, auth_required
 from mr.engine.engine import Engine
@@ -18,8 +20,9 @@ from mr.web.errors import ApiError
 
 log = logging.getLogger(__name__)
 
-#: Endpoints anyone may call.
-OPEN = frozenset({"health.health"})
+#: Endpoints anyone may call: the web UI's login and logout and its files among them.
+OPEN = frozenset({"health.health", "ui.login", "ui.log_in", "ui.logout", "ui.stylesheet",
+                  "ui.script"})
 #: The roles besides ``admin`` each endpoint admits. ``submit`` tokens see and cancel only the
 #: requests they submitted (``check_owner``).
 ROLES: dict[str, frozenset[str]] = {
@@ -28,9 +31,20 @@ ROLES: dict[str, frozenset[str]] = {
     "request_status.describe": frozenset({"submit", "read"}),
     "request_status.cancel": frozenset({"submit"}),
     "openapi.openapi": frozenset({"submit", "read"}),
+    "trace.graph": frozenset({"submit", "read"}),
+    # Of every workflow: only a token of every workflow may call it (_check_workflow).
+    "metrics.metrics": frozenset({"read"}),
+    # The web UI: its pages show what the API's reads show, its forms do what the API does.
+    **dict.fromkeys(("ui.workflows", "ui.workflow", "ui.handler", "ui.job", "ui.requests",
+                     "ui.request", "ui.graph", "ui.invocation"), frozenset({"submit", "read"})),
+    "ui.submit": frozenset({"submit"}),
+    "ui.cancel": frozenset({"submit"}),
 }
-#: Endpoints of no workflow that every token may call, whatever its workflows.
-OF_NO_WORKFLOW = frozenset({"openapi.openapi"})
+#: Endpoints of no workflow that every token may call, whatever its workflows (the UI's index
+#: lists the workflows of the token).
+OF_NO_WORKFLOW = frozenset({"openapi.openapi", "ui.workflows"})
+#: Where the web UI's session keeps the token a browser logged in with.
+SESSION_TOKEN = "token"
 
 _CACHE_EXTENSION = "mr.tokens"
 
@@ -50,7 +64,7 @@ def install(app: Flask, engine: Engine) -> None:
 
 def _admit() -> None:
     endpoint = request.endpoint
-    if endpoint in OPEN:
+    if endpoint in OPEN or _is_open_path():
         return
     token = _authenticated()
     g.token = token
@@ -64,16 +78,42 @@ def _admit() -> None:
         _check_workflow(token)
 
 
+def _is_open_path() -> bool:
+    """Whether the path is one of open endpoints only (or of the web UI's, which show anyone
+    without a token the login page), asked with a method they do not take: its 405 tells no
+    more than they do."""
+    error = request.routing_exception
+    if not isinstance(error, MethodNotAllowed):
+        return False
+    routes = current_app.url_map.bind_to_environ(request.environ)
+    return all(endpoint in OPEN or endpoint.startswith("ui.") for endpoint in
+               (routes.match(method=method)[0] for method in error.valid_methods))
+
+
 def _authenticated() -> Token:
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
+    presented = _presented()
+    if not presented:
         raise _unauthorized("this endpoint needs a token: send Authorization: Bearer <token> "
                             "(mr token create makes one)")
-    token = current_app.extensions[_CACHE_EXTENSION].authenticate(presented.strip())
+    token = authenticate(presented)
     if token is None:
         raise _unauthorized("the token is not valid: it was revoked, or never created",
                             'error="invalid_token"')
     return token
+
+
+def _presented() -> str:
+    """The bearer token sent; on the web UI's pages, else the one its session keeps."""
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and presented.strip():
+        return presented.strip()
+    return session.get(SESSION_TOKEN, "") if request.blueprint == "ui" else ""
+
+
+def authenticate(presented: str) -> Token | None:
+    """The stored token ``presented`` is; None if it is not one (or authentication is off)."""
+    cache = current_app.extensions.get(_CACHE_EXTENSION)
+    return cache.authenticate(presented) if cache is not None else None
 
 
 def _unauthorized(message: str, challenge: str = "") -> ApiError:

@@ -39,7 +39,7 @@ def submit(workflow: str, job_name: str) -> Response:
                                  context={"requester_ip": requester_ip(),
                                           **auth.owner_context()},
                                  deadline_s=body.deadline_s, input=body.input,
-                                 output=body.output, upload=upload)
+                                 output=body.output, notify=body.notify, upload=upload)
     except RequestEntityTooLarge:
         raise ApiError(413, "RequestEntityTooLarge",
                        f"the uploaded input is larger than MR_MAX_UPLOAD_BYTES "

@@ -1,6 +1,7 @@
 """The input of a job POST: the ``blocking`` flag, and the body's ``arguments`` object (or
-``input`` naming files), optional ``output`` (a result writer) and ``deadline_s``; or a body
-that is the input itself (an upload), with ``output`` and ``deadline_s`` as query parameters."""
+``input`` naming files), optional ``output`` (a result writer), ``deadline_s`` and ``notify``; or
+a body that is the input itself (an upload), with ``output`` and ``deadline_s`` as query
+parameters."""
 from __future__ import annotations
 
 import json
@@ -11,9 +12,10 @@ from flask import Request
 from werkzeug.datastructures import MultiDict
 
 from mr.models.data_specs import check_input, check_output
+from mr.notify.channels import check_notify
 from mr.web.errors import ApiError
 
-BODY_FIELDS = ("arguments", "input", "output", "deadline_s")
+BODY_FIELDS = ("arguments", "input", "output", "deadline_s", "notify")
 #: How deep arrays and objects may nest in "arguments": deeper values cost every process that
 #: encodes or decodes them stack and time, and no job needs them.
 MAX_ARGUMENT_DEPTH = 64
@@ -40,6 +42,8 @@ class JobBody(NamedTuple):
     #: The files to read instead of arguments, and the result writer; None: the job's.
     input: dict | None = None
     output: dict | None = None
+    #: Where notifications go (mr.notify.channels); None: the job's.
+    notify: list | None = None
 
 
 def upload_format(http_request: Request) -> str | None:
@@ -97,11 +101,12 @@ def parse_body(http_request: Request) -> JobBody:
     if not isinstance(arguments, dict):
         raise ApiError(400, "InvalidBody", f'"arguments" must be a JSON object of name -> value, '
                                            f'got {_json_type(arguments)}')
-    if _depth(arguments) > MAX_ARGUMENT_DEPTH:
+    if nesting_depth(arguments) > MAX_ARGUMENT_DEPTH:
         raise ApiError(400, "InvalidBody", f'"arguments" are nested more than '
                                            f'{MAX_ARGUMENT_DEPTH} levels deep')
     return JobBody(arguments, _deadline(body.get("deadline_s")),
-                   _spec(check_input, body.get("input")), _spec(check_output, body.get("output")))
+                   _spec(check_input, body.get("input")), _spec(check_output, body.get("output")),
+                   _spec(check_notify, body.get("notify")))
 
 
 def _refuse_unknown(args: MultiDict, known: set[str], explanation: str) -> None:
@@ -139,7 +144,7 @@ def _load_json(data: bytes) -> Any:
         raise ApiError(400, "MalformedJSON", "the body is nested too deeply") from None
 
 
-def _depth(value: Any) -> int:
+def nesting_depth(value: Any) -> int:
     """How deep arrays and objects nest in ``value`` (a scalar: 0), without recursion."""
     deepest, level = 0, [(value, 0)]
     while level:

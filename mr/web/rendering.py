@@ -7,6 +7,7 @@ from flask import Response, jsonify, url_for
 
 from mr.data.base import DataNotFoundError
 from mr.engine.engine import Engine
+from mr.engine.trace import counted
 from mr.models import NotFoundError, Request
 
 REQUEST_ID_HEADER = "X-MR-REQUEST-ID"
@@ -31,7 +32,10 @@ def describe(engine: Engine, request: Request) -> dict[str, Any]:
     body = {"request_id": request.request_id, "workflow": request.workflow,
             "job": request.job_name, "state": request.state, "blocking": request.blocking,
             "context": request.context, "created_at": request.created_at,
-            "finished_at": request.finished_at, "deadline": request.deadline}
+            "finished_at": request.finished_at, "deadline": request.deadline,
+            # done: summed on the record; else what the invocations committed so far
+            "counters": (request.counters or {}) if request.state == "done"
+            else counted(engine.kv, engine.keys, request)}
     if request.state == "done":
         body["result"] = result(engine, request)
     elif request.state == "failed":

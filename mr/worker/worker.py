@@ -4,15 +4,18 @@ A worker consumes, for every workflow it serves (including those created while i
 every capability it offers, the map and reduce topics on the shared channel, so each message
 goes to one worker. Handler code runs in the engine's executor pool, never here. Every worker
 runs the sweeper loop, but only the one holding the sweeper lease sweeps (re-drives lost work,
-fails requests past their deadline, removes finished requests).
+fails requests past their deadline, removes finished requests). With MR_WORKER_METRICS_PORT, it
+serves its metrics there (docs/operations.rst).
 """
 from __future__ import annotations
 
 import logging
 
 import gevent
+from gevent.pywsgi import WSGIServer
 
 from mr.engine.engine import Engine
+from mr.metrics import exposition, sampled
 from mr.models.names import normalize_capability
 from mr.queue.base import Consumer
 
@@ -27,9 +30,15 @@ class Worker:
         self._capabilities = sorted({normalize_capability(capability)
                                      for capability in self.settings.system_capabilities})
         self._in_flight = self.settings.nsq_max_in_flight or self.engine.concurrency
+        #: Where it serves its metrics (MR_WORKER_METRICS_PORT); None when it does not.
+        self.metrics_server: WSGIServer | None = None
 
     def start(self) -> "Worker":
         """Consume the topics of every served workflow, and of those served later."""
+        if self.settings.worker_metrics_port >= 0:
+            self.metrics_server = exposition.serve(self.settings.http_host,
+                                                    self.settings.worker_metrics_port)
+        sampled.track_worker(self)
         served = self.engine.served
         served.on_added.append(self._consume)
         served.on_removed.append(self._stop_consuming)
@@ -46,8 +55,15 @@ class Worker:
         self._consumers[workflow] = [
             self.engine.queue.consume(topic, self.settings.channel, self.engine.handle,
                                       max_in_flight=self._in_flight)
-            for capability in self._capabilities
-            for topic in self.engine.topics(workflow, capability)]
+            for topic in self._topics_of(workflow)]
+
+    def _topics_of(self, workflow: str) -> list[str]:
+        return [topic for capability in self._capabilities
+                for topic in self.engine.topics(workflow, capability)]
+
+    def topics(self) -> list[str]:
+        """The topics this worker consumes now."""
+        return [topic for workflow in list(self._consumers) for topic in self._topics_of(workflow)]
 
     def _stop_consuming(self, workflow: str, timeout: float | None = 10.0) -> None:
         """A deleted workflow's messages are no longer taken; those running finish, in the
@@ -67,3 +83,6 @@ class Worker:
                         for consumers in self._consumers.values() for consumer in consumers])
         self._consumers.clear()
         self.engine.sweeper.stop()
+        sampled.forget_worker(self)
+        if self.metrics_server is not None:
+            self.metrics_server.stop()

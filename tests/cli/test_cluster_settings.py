@@ -2,6 +2,7 @@
 settings to the file every ``mr`` command reads and ``stop`` removes them; KV commands refuse the
 embedded KV; ``mr run`` on a busy port is one line."""
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import pytest
 from mr.devservers import LOOPBACK
 from mr.settings import Settings
 from tests.cli.conftest import REPOSITORY, WORDCOUNT, Mr, environment_without_settings
+
+README = (REPOSITORY / "README.rst").read_text()
 
 
 @pytest.fixture
@@ -57,12 +60,29 @@ def test_the_cluster_settings_reach_every_command_until_the_cluster_stops(user, 
         assert user.ok("workflow", "list").startswith("wordcount\t")
         assert user.ok("submit", "wordcount", "wordcount", "--arg", "a=the cat the") == \
             '["cat", 1]\n["the", 2]\n'
+        run_the_readme_trace_commands(user, tmp_path / "tree.svg")
     finally:
         stopped = user.run("cluster", "stop", "--data-dir", str(data_dir))
     assert stopped.returncode == 0, stopped.stderr
     assert stopped.stdout.splitlines()[-1] == f"removed its settings, {settings_file}"
     assert not settings_file.exists()
     assert user.fails("workflow", "list").startswith("no KV store is configured")
+
+
+def run_the_readme_trace_commands(user, drawing) -> None:
+    """README.rst's "See what a request did", as written but for where the drawing goes."""
+    section = README[README.index("See what a request did\n"):
+                     README.index("Write your first handler\n")]
+    commands = [shlex.split(line.strip())[1:] for line in section.splitlines()
+                if line.strip().startswith(".venv/bin/mr ")]
+    submitted, tree, trace = commands
+    request_id = user.ok(*submitted).split()[0]  # then its status URL
+    user.ok("request", "wait", "wordcount", request_id)
+    printed = user.ok(*(request_id if part == "REQUEST_ID" else part for part in tree))
+    assert request_id in printed and "done" in printed
+    trace = [request_id if part == "REQUEST_ID" else part for part in trace]
+    user.ok(*trace[:trace.index("-o") + 1], str(drawing))
+    assert drawing.read_text().lstrip().startswith(("<?xml", "<svg"))
 
 
 def test_start_leaves_settings_it_did_not_write_alone(user, config_home, tmp_path):

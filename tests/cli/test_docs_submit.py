@@ -20,7 +20,7 @@ IDS = re.compile(r"[0-9a-f]{32}")
 def readme_blocks() -> list[str]:
     """The literal blocks of the README's section, unindented."""
     section = README[README.index("Submit a job from the command line"):
-                     README.index("Write your first handler\n---")]
+                     README.index("See what a request did\n---")]
     return [textwrap.dedent(re.match(r"((?:    .*\n|\n)+)", chunk).group(1)).strip("\n")
             for chunk in section.split("::\n\n")[1:]]
 

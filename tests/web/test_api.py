@@ -1,15 +1,20 @@
 """The HTTP API over a real engine: status codes, bodies and headers of every answer."""
+import http.client
+import importlib
+import json
 import logging
 import os
 import socket
 
 import gevent
 import pytest
+from gunicorn import util as gunicorn_util
 
 from mr.devservers import free_port
 from mr.models import Request
 from mr.queue.nsq import NsqQueue
 from mr.web.app import create_app
+from mr.web.gunicorn_errors import write_json_error
 
 JSON = {"Content-Type": "application/json"}
 
@@ -164,6 +169,37 @@ def test_wrong_method_is_405_with_allow(client):
     response = client.get("/job/w/j")
     assert_error(response, 405, "MethodNotAllowed")
     assert "POST" in response.headers["Allow"]
+
+
+@pytest.mark.parametrize("method", ["DELETE", "TRACE", "POST"])
+def test_a_method_health_does_not_take_is_405_without_a_token(make_engine, method):
+    """/health asks for no token, so neither does its 405."""
+    client = create_app(make_engine(auth="on")).test_client()
+    response = client.open("/health", method=method)
+    assert_error(response, 405, "MethodNotAllowed")
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD"}
+    assert_error(client.delete("/job/w/j"), 401, "Unauthorized")  # other routes ask for one
+
+
+@pytest.mark.parametrize("status, reason, error_type", [
+    (414, "URI Too Long", "RequestURITooLarge"),
+    (431, "Request Header Fields Too Large", "RequestHeaderFieldsTooLarge"),
+    (400, "Bad Request", "BadRequest"),
+])
+def test_what_gunicorn_answers_itself_is_a_json_error(status, reason, error_type):
+    """gunicorn refuses a request line or headers over its limits before the app sees them."""
+    importlib.import_module("mr.web.gunicorn_base_conf")  # what every gunicorn config runs
+    assert gunicorn_util.write_error is write_json_error
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        gunicorn_util.write_error(ours, status, reason, "Request Line is too large (5000 > 4094)")
+        response = http.client.HTTPResponse(theirs)
+        response.begin()
+        assert (response.status, response.reason) == (status, reason)
+        assert response.getheader("Content-Type") == "application/json"
+        assert response.getheader("X-FULFILLED-BY") == f"{socket.gethostname()}/{os.getpid()}"
+        assert json.loads(response.read()) == {"error": {
+            "type": error_type, "message": "Request Line is too large (5000 > 4094)"}}
 
 
 def test_unknown_route_is_404(client):

@@ -162,3 +162,11 @@ def test_turning_authentication_off_is_logged(make_engine, caplog):
         client = create_app(engine).test_client()
     assert "MR_AUTH=off" in caplog.text
     assert client.get("/job/w/j/definition").status_code == 200
+
+
+def test_metrics_are_for_tokens_of_every_workflow_that_may_read(secured):
+    client, _, token = secured
+    assert client.get("/metrics", headers=token("scraper", "read")).status_code == 200
+    assert_error(client.get("/metrics", headers=token("narrow", "read", "w")), 403, "Forbidden",
+                 "not for every workflow")
+    assert_error(client.get("/metrics", headers=token("runner", "submit")), 403, "Forbidden")

@@ -224,3 +224,16 @@ def test_a_401_passes_through_with_its_challenge(nginx):
     answer = call(nginx, "GET", "/request/w/" + "0" * 32)
     assert answer.status == 401 and answer.error()["type"] == "Unauthorized"
     assert answer.headers["WWW-Authenticate"].startswith('Bearer realm="mr"')
+
+
+@needs_nginx
+@pytest.mark.parametrize("path,headers,status,error_type", [
+    ("/request/w/" + "x" * 9000, {}, 414, "URITooLong"),
+    ("/health", {"X-Padding": "x" * 9000}, 431, "HeadersTooLarge"),
+])
+def test_a_request_over_nginxs_buffers_is_a_json_error_from_nginx(nginx, path, headers, status,
+                                                                   error_type):
+    answer = call(nginx, "GET", path, headers=headers)
+    assert answer.status == status
+    assert answer.error()["type"] == error_type
+    assert answer.headers["X-FULFILLED-BY"] is None

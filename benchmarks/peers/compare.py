@@ -1,0 +1,253 @@
+"""mr beside Celery and Dask: the figures of P1 and P2 of each, side by side, with mr
+distributed's ratio to each peer; the table printed by ``--peers`` and its section of
+docs/benchmarks.rst."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from benchmarks import fan_out_throughput, http_latency
+from benchmarks.common import MODES, REQUEST_WAIT_S, BenchmarkError, Row, number, percentile
+
+TITLE = "Beside Celery and Dask"
+DESCRIPTION = """\
+P1 and P2 run on two peers right after mr's own P1 and P2, in the same run on the same
+machine, and are driven as those drive mr: the same requests, warm-ups, concurrent clients,
+time limit and percentiles, every answer checked. The peers live in a venv of their own
+(``.venv-peers``, the packages of ``benchmarks/peers/requirements.txt``, made by
+``scripts/benchmark --peers``, which also installs Debian's ``redis-server``). Their jobs
+(``benchmarks/peers/peer_jobs``) do what the benchmark jobs do: a map task returns its pairs
+(P1: ``[["x", 1]]``; P2: ``[["sum", n]]`` for child n) and a reduce task sums each key's values
+over the pairs of all the map tasks.
+
+- Celery: P1 is a chord of one map task whose callback is the reduce task,
+  ``chord([map_pairs.s(pairs)])(reduce_pairs.s()).get()``; P2 a chord of the N map tasks with
+  the same callback, awaited with ``.get(follow_parents=False)`` (otherwise every check of the
+  callback's state also reads the state of each of the N map tasks from Redis). One Redis is
+  both broker and result backend: ``redis-server`` with its default settings but its address
+  (a free port of 127.0.0.1) and its directory (a temporary one). One worker:
+  ``celery worker --pool prefork --concurrency 2``, with Celery's defaults otherwise (JSON
+  messages, a prefetch multiplier of 4, a task acknowledged just before it runs). Redis and the
+  worker are started by the run and stopped by it.
+- Dask: a ``LocalCluster(n_workers=2, threads_per_worker=1)`` (worker processes, no dashboard)
+  and one ``Client``, started and closed by the run. P1 is ``client.submit(map, pairs)``, then
+  ``client.submit(reduce, [future]).result()``; P2 is N submits of map and one submit of reduce
+  over their futures. Every submit passes ``pure=False``, so that no request is answered with an
+  earlier request's result.
+- The clients: each peer's own client library, in one process, one thread per concurrent
+  client (mr's client: greenlets of one process, one keep-alive connection each).
+
+Requests per s: the requests answered over the seconds from the first request of the series to
+its last answer. P2's children per s, N over the wall time of the request, is the like-for-like
+rate; invocations per s counts what each one runs: mr 2N + 2 invocations (each child's map and
+its reduction, the root's map and reduce, as in P2), a peer N + 1 tasks (the N map tasks and
+the reduce). A ratio (÷ Celery, ÷ Dask) is mr distributed's figure over the peer's: mr is the
+faster where it is below 1 for a latency and above 1 for a rate (the last column says which).
+What each keeps durably differs: mr distributed commits every invocation's state to etcd and
+queues through nsqd's disk queue; Redis keeps Celery's messages and results in memory (with its
+default snapshots), and Dask keeps its tasks and results in the memory of its scheduler and
+workers."""
+
+PEERS_START = ".. start of the peers' comparison written by python -m benchmarks --peers --write"
+PEERS_END = ".. end of the peers' comparison written by python -m benchmarks --peers --write"
+#: mr's mode whose figures are divided by the peers'.
+RATIO_MODE = "distributed"
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """What the peers run: P1's and P2's counts, as mr's benchmarks run them."""
+    requests: int = http_latency.REQUESTS
+    warm_up_requests: int = http_latency.WARM_UP_REQUESTS
+    clients: int = http_latency.CONCURRENT_CLIENTS
+    series_time_limit_s: float = http_latency.SERIES_TIME_LIMIT_S
+    trivial_pairs: list = dataclasses.field(default_factory=lambda: [
+        list(pair) for pair in http_latency.TRIVIAL_ARGUMENTS.items()])
+    children: int = fan_out_throughput.CHILDREN
+    warm_up_children: int = fan_out_throughput.WARM_UP_CHILDREN
+    wait_s: float = REQUEST_WAIT_S
+
+    sequential = "P1 sequential"
+
+    @property
+    def concurrent(self) -> str:
+        return f"P1 {self.clients} clients"
+
+    @property
+    def fan_out(self) -> str:
+        return f"P2 {self.children:,} children"
+
+    def measures(self) -> list[tuple[str, str, bool]]:
+        """(workload, measure, whether lower is faster), in the table's order."""
+        return [(self.sequential, "p50 latency (ms)", True),
+                (self.sequential, "p99 latency (ms)", True),
+                (self.concurrent, http_latency.THROUGHPUT, False),
+                (self.fan_out, "invocations per s", False),
+                (self.fan_out, "children per s", False)]
+
+
+@dataclasses.dataclass(frozen=True)
+class PeerTimings:
+    """What one peer's run printed (``peer_jobs.series.measure``)."""
+    peer: str
+    versions: dict[str, str]
+    sequential_ms: list[float]
+    concurrent_clients: int
+    concurrent_requests: int
+    concurrent_s: float
+    children: int
+    fan_out_s: float
+
+    @classmethod
+    def parse(cls, output: str) -> "PeerTimings":
+        """From the last line of the run's standard output (what comes before it is the peer
+        libraries' own)."""
+        lines = output.strip().splitlines()
+        try:
+            report = json.loads(lines[-1])
+            sequential, concurrent = report["sequential"], report["concurrent"]
+            return cls(report["peer"], report["versions"],
+                       [seconds * 1000 for seconds in sequential["latencies_s"]],
+                       concurrent["clients"], len(concurrent["latencies_s"]),
+                       concurrent["elapsed_s"], report["fan_out"]["children"],
+                       report["fan_out"]["elapsed_s"])
+        except (IndexError, KeyError, TypeError, ValueError) as error:
+            raise BenchmarkError(f"a peer's run printed no timings ({error!r}): "
+                                 f"{output[-500:]!r}") from error
+
+    def figures(self, workload: Workload) -> dict[tuple[str, str], float]:
+        return {(workload.sequential, "p50 latency (ms)"): percentile(self.sequential_ms, 50),
+                (workload.sequential, "p99 latency (ms)"): percentile(self.sequential_ms, 99),
+                (workload.concurrent, http_latency.THROUGHPUT):
+                    self.concurrent_requests / self.concurrent_s,
+                (workload.fan_out, "invocations per s"): (self.children + 1) / self.fan_out_s,
+                (workload.fan_out, "children per s"): self.children / self.fan_out_s}
+
+    def note(self, workload: Workload) -> str:
+        stopped = (f" (stopped after {workload.series_time_limit_s:.0f} s)"
+                   if min(len(self.sequential_ms), self.concurrent_requests) < workload.requests
+                   else "")
+        return (f"{self.peer}: {len(self.sequential_ms):,} sequential requests, then "
+                f"{self.concurrent_requests:,} by {self.concurrent_clients} clients in "
+                f"{self.concurrent_s:.1f} s{stopped}; {self.children:,} children in "
+                f"{self.fan_out_s:.2f} s")
+
+
+def mr_figures(rows: dict[str, list[Row]], mode: str,
+               workload: Workload) -> dict[tuple[str, str], float]:
+    """mr's figures in ``mode`` from the rows of its P1 and P2 (those it has)."""
+    def find(benchmark: str, case: str, measure: str) -> float | None:
+        return next((row.value for row in rows.get(benchmark, [])
+                     if (row.mode, row.case, row.measure) == (mode, case, measure)), None)
+
+    children_case = f"{workload.children:,} children"
+    invocations = find("P2", children_case, "invocations per s")
+    found = {
+        (workload.sequential, "p50 latency (ms)"): find("P1", "sequential", "p50 latency (ms)"),
+        (workload.sequential, "p99 latency (ms)"): find("P1", "sequential", "p99 latency (ms)"),
+        (workload.concurrent, http_latency.THROUGHPUT):
+            find("P1", f"{workload.clients} concurrent clients", http_latency.THROUGHPUT),
+        (workload.fan_out, "invocations per s"): invocations,
+        # P2 counts 2N + 2 invocations per request of N children.
+        (workload.fan_out, "children per s"):
+            None if invocations is None
+            else invocations * workload.children / (2 * workload.children + 2)}
+    return {key: value for key, value in found.items() if value is not None}
+
+
+@dataclasses.dataclass(frozen=True)
+class Line:
+    """One measure of one workload, for mr in each mode and for each peer."""
+    workload: str
+    measure: str
+    lower_is_faster: bool
+    mr: dict[str, float]
+    peers: dict[str, float]
+
+    def ratio(self, peer: str) -> float | None:
+        """mr distributed's figure over the peer's."""
+        mine, theirs = self.mr.get(RATIO_MODE), self.peers.get(peer)
+        return None if mine is None or not theirs else mine / theirs
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    workload: Workload
+    mr_rows: dict[str, list[Row]]
+    peers: list[PeerTimings]
+
+    def lines(self) -> list[Line]:
+        mr = {mode: mr_figures(self.mr_rows, mode, self.workload) for mode in MODES}
+        peers = {timings.peer: timings.figures(self.workload) for timings in self.peers}
+        lines = []
+        for workload, measure, lower_is_faster in self.workload.measures():
+            key = (workload, measure)
+            lines.append(Line(workload, measure, lower_is_faster,
+                              {mode: mr[mode][key] for mode in MODES if key in mr[mode]},
+                              {peer: figures[key] for peer, figures in peers.items()}))
+        return lines
+
+    def table(self) -> str:
+        """An RST simple table (readable as it is on a terminal), the notes below it."""
+        names = [timings.peer for timings in self.peers]
+        header = ["Workload", "Measure", *(f"mr {mode}" for mode in MODES), *names,
+                  *(f"÷ {name}" for name in names), "mr faster if"]
+        body = [[line.workload, line.measure,
+                 *(number(line.mr.get(mode)) for mode in MODES),
+                 *(number(line.peers.get(name)) for name in names),
+                 *(_ratio(line.ratio(name)) for name in names),
+                 "ratio < 1" if line.lower_is_faster else "ratio > 1"]
+                for line in self.lines()]
+        notes = [f"- {timings.note(self.workload)}" for timings in self.peers]
+        return "\n".join([*_simple_table(header, body), "", *notes])
+
+    def versions(self) -> dict[str, str]:
+        return {name: text for timings in self.peers for name, text in timings.versions.items()}
+
+    def report(self) -> str:
+        return f"{TITLE}\n{'-' * len(TITLE)}\n\n{self.table()}\n"
+
+    def section(self, run_on: str) -> str:
+        """The section of docs/benchmarks.rst, markers included; ``run_on``: when, how long and
+        on what the run was made."""
+        return f"""\
+{PEERS_START}
+
+{TITLE}
+{'-' * len(TITLE)}
+
+.. The part between the start and end markers is written by ``scripts/benchmark --peers
+   --write``: change the programs in benchmarks/peers/, not this text.
+
+{DESCRIPTION}
+
+{run_on}
+
+{self.table()}
+
+{PEERS_END}"""
+
+
+def with_section(text: str, section: str, before: str) -> str:
+    """``text`` with the peers' section replaced, or added before the line ``before`` (at the
+    end if there is no such line)."""
+    if PEERS_START in text:
+        start, rest = text.split(PEERS_START, 1)
+        return start + section + rest.split(PEERS_END, 1)[1]
+    if before in text:
+        start, rest = text.split(before, 1)
+        return f"{start}{section}\n\n{before}{rest}"
+    return f"{text.rstrip()}\n\n{section}\n"
+
+
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _simple_table(header: list[str], body: list[list[str]]) -> list[str]:
+    widths = [max(len(cells[column]) for cells in [header, *body])
+              for column in range(len(header))]
+    rule = "  ".join("=" * width for width in widths)
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
+             for cells in [header, *body]]
+    return [rule, lines[0], rule, *lines[1:], rule]
