@@ -1,4 +1,5 @@
 """``mr workflow|job|step|handler``: create, get, list, delete, and re-pointing steps."""
+import itertools
 import json
 import subprocess
 
@@ -180,4 +181,5 @@ def test_every_jobx_script_is_installed_and_shows_its_subcommands_help():
         finished = subprocess.run([str(SCRIPTS / name), "--help"], capture_output=True,
                                   text=True, timeout=30)
         assert finished.returncode == 0, (name, finished.stderr)
-        assert finished.stdout.startswith(f"usage: mr {' '.join(subcommand)} "), name
+        words = list(itertools.takewhile(lambda word: not word.startswith("-"), subcommand))
+        assert finished.stdout.startswith(f"usage: mr {' '.join(words)} "), name
