@@ -7,6 +7,7 @@ name in the token finds the record; the digests are compared in constant time.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -26,6 +27,7 @@ from mr.settings import Settings
 #: requests, ``read`` follows any request, ``admin`` does everything.
 ROLES = ("submit", "read", "admin")
 TOKEN_PREFIX = "mrt_"
+ADMIN_TOKEN_NAME = "admin"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +117,14 @@ class TokenStore:
             raise AlreadyExistsError(f"a token named {name!r} exists; revoke it first "
                                    f"(mr token revoke {name})")
         return token, presented
+
+    def admin_token(self) -> str:
+        """A new token ``admin`` of every workflow, for whoever started an mr (``mr cluster
+        start``, an embedded ``mr run`` others can reach); one left by an earlier start is
+        replaced."""
+        with contextlib.suppress(NotFoundError):
+            self.revoke(ADMIN_TOKEN_NAME)
+        return self.create(ADMIN_TOKEN_NAME, "admin")[1]
 
     def list(self) -> list[Token]:
         return [Token.decode(kv.key[len(self.prefix):], kv.value)

@@ -12,7 +12,6 @@ a production deployment has it; the fault suite (tests/faults) drives its load t
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import secrets
@@ -32,7 +31,6 @@ from mr.handlers.load import (WorkflowDefinition, WorkflowDefinitionError, load_
 from mr.kv import create_kv
 from mr.kv.etcd import EtcdKV
 from mr.models import EntityStore
-from mr.models.errors import NotFoundError
 from mr.settings import Settings
 
 
@@ -105,9 +103,6 @@ class LocalCluster:
             process.stop()
 
 
-ADMIN_TOKEN_NAME = "admin"
-
-
 def start_cluster(data_dir: Path, definitions: list[WorkflowDefinition], workers: int,
                   port: int = 0, extra_env: dict[str, str] | None = None,
                   tie_to_parent: bool = False, nginx: bool = False,
@@ -152,7 +147,7 @@ def start_cluster(data_dir: Path, definitions: list[WorkflowDefinition], workers
             for definition in definitions:
                 load_workflow(store, definition)
             if auth_required(Settings.load(cluster.env)):
-                cluster.env["MR_TOKEN"] = admin_token(TokenStore(kv, store.keys))
+                cluster.env["MR_TOKEN"] = TokenStore(kv, store.keys).admin_token()
         for number in range(1, workers + 1):
             started(_worker_process(f"worker-{number}", data_dir, cluster.env))
         socket_path = data_dir / "frontend.sock"
@@ -167,14 +162,6 @@ def start_cluster(data_dir: Path, definitions: list[WorkflowDefinition], workers
         cluster.stop()
         raise
     return cluster
-
-
-def admin_token(tokens: TokenStore) -> str:
-    """A new token ``admin`` of every workflow, for whoever started the cluster; one left by
-    an earlier start from the same directory is replaced."""
-    with contextlib.suppress(NotFoundError):
-        tokens.revoke(ADMIN_TOKEN_NAME)
-    return tokens.create(ADMIN_TOKEN_NAME, "admin")[1]
 
 
 def secure_servers(data_dir: Path) -> tuple[dict[str, str], devservers.EtcdTls,

@@ -20,7 +20,6 @@ import gevent.event
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from mr.auth.tokens import TokenStore, auth_required
-from mr.cli.cluster import admin_token
 from mr.cli.errors import UserError
 from mr.handlers.load import WorkflowDefinitionError, load_workflow, read_definition
 from mr.service import Service
@@ -112,7 +111,7 @@ def run_embedded(arguments) -> int:
               f"(workflows: {', '.join(names) or 'none yet'})", flush=True)
         if service.engine.settings.kv_backend == "memory" and auth_required(settings):
             # Its tokens live in its own memory, which no mr token command can reach.
-            token = admin_token(TokenStore(service.engine.kv, service.engine.keys))
+            token = TokenStore(service.engine.kv, service.engine.keys).admin_token()
             print(f"admin token (every workflow): {token}", flush=True)
         _wait_for_signal()
         server.stop(timeout=5)

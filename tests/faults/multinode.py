@@ -35,7 +35,7 @@ from typing import Iterator  # noqa: E402
 
 from mr import devservers  # noqa: E402
 from mr.auth.tokens import TokenStore  # noqa: E402
-from mr.cli.cluster import _mr_process, admin_token  # noqa: E402
+from mr.cli.cluster import _mr_process  # noqa: E402
 from mr.handlers.load import load_workflow, read_definition  # noqa: E402
 from mr.kv.etcd import EtcdKV  # noqa: E402
 from mr.models import EntityStore  # noqa: E402
@@ -125,7 +125,7 @@ def _start(cluster: MultiNodeCluster, data_dir: Path, workers: int,
     with EtcdKV(endpoints=cluster.etcd_endpoints) as kv:
         store = EntityStore(kv, settings.kv_prefix)
         load_workflow(store, read_definition(WORKFLOW_DIR))
-        cluster.env["MR_TOKEN"] = admin_token(TokenStore(kv, store.keys))
+        cluster.env["MR_TOKEN"] = TokenStore(kv, store.keys).admin_token()
     for host in worker_hosts:
         start(host, _mr_process(host, ["mr.cli.main", "worker"], data_dir / host, cluster.env))
     address = network.address("frontend")

@@ -1,6 +1,13 @@
 """Bearer tokens on the front end: 401 without a valid token, 403 outside its role or workflows,
 and the tokens themselves (stored as digests only, revoked at once)."""
 import logging
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import gevent
 import pytest
@@ -11,6 +18,7 @@ from mr.settings import Settings
 from mr.web.app import create_app
 from tests.web.test_api import assert_error, post_job
 
+REPOSITORY = Path(__file__).resolve().parents[2]
 #: Every endpoint with a token-free request to it, but /health.
 ENDPOINTS = [("post", "/job/w/j"), ("get", "/job/w/j/definition"),
              ("get", "/request/w/" + "0" * 32), ("delete", "/request/w/" + "0" * 32),
@@ -170,3 +178,35 @@ def test_metrics_are_for_tokens_of_every_workflow_that_may_read(secured):
     assert_error(client.get("/metrics", headers=token("narrow", "read", "w")), 403, "Forbidden",
                  "not for every workflow")
     assert_error(client.get("/metrics", headers=token("runner", "submit")), 403, "Forbidden")
+
+
+def test_the_admin_token_of_a_new_start_replaces_the_last_one(make_engine):
+    engine = make_engine()
+    tokens = TokenStore(engine.kv, engine.keys)
+    first, second = tokens.admin_token(), tokens.admin_token()
+    assert first != second and name_in(second) == "admin"
+    (stored,) = tokens.list()
+    assert (stored.role, stored.workflows) == ("admin", ())
+
+
+def test_an_embedded_mr_that_asks_for_tokens_prints_an_admin_token():
+    """Its tokens live in its own memory, where no mr token command reaches."""
+    environment = {**{name: value for name, value in os.environ.items()
+                      if not name.startswith("MR_")}, "MR_AUTH": "on"}
+    server = subprocess.Popen([sys.executable, "-m", "mr.cli.main", "run", "handlers/wordcount",
+                               "--port", "0"], cwd=REPOSITORY, env=environment,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = server.stdout.readline().split()[4]
+        token = server.stdout.readline().split(": ", 1)[1].strip()
+        assert name_in(token) == "admin"
+        path = f"{url}/job/wordcount/wordcount/definition"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(path, timeout=10)
+        assert refused.value.code == 401
+        allowed = urllib.request.Request(path, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(allowed, timeout=10) as answer:
+            assert answer.status == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
