@@ -1,13 +1,14 @@
 """An executor child: runs the invocations the pool sends, one at a time, until the pool hangs up.
 
-Started by the pool as ``python -u -m mr.executor.child <request fd> <reply fd>``. Unbuffered
-(``-u``), so what a handler printed reaches the pool even if the process dies right after. The
-first message is the pool's :class:`ChildConfig`, after which the child limits its memory; each
-message after it is a task.
+Forked by the pool's fork server (mr.executor.forkserver), which runs unbuffered (``-u``), so
+what a handler printed reaches the pool even if the process dies right after. The first message
+is the pool's :class:`ChildConfig`, after which the child limits its memory; each message after
+it is a task.
 """
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import functools
 import os
 import signal
@@ -29,6 +30,9 @@ from mr.executor.protocol import (OUT_OF_MEMORY_EXIT_STATUS, ChildConfig, Handle
 from mr.executor.python_processor import PythonProcessor
 from mr.executor.scope import ScopeFactoryError, WorkflowScopes
 from mr.notify.notices import collecting as collecting_notices
+
+#: Where a child keeps the pipes to its pool.
+_HIGH_FD = 64
 
 
 def processors(config: ChildConfig) -> dict[str, Any]:
@@ -160,18 +164,30 @@ def _encodable(value: Any) -> bool:
     return True
 
 
-def _die_with_parent() -> None:
-    """Be killed if the pool's process dies while a handler runs (idle, EOF suffices)."""
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """Be killed when the parent process dies (the fork server, which dies with the pool), even
+    while a handler runs; an idle child would exit on EOF anyway. ``parent_pid``: the parent
+    expected, in case it died before this was set."""
     if sys.platform.startswith("linux"):
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)
 
 
-def main(argv: list[str]) -> int:
-    request_fd, reply_fd = int(argv[1]), int(argv[2])
-    for fd in (request_fd, reply_fd):  # not for the handlers' subprocesses (os.system too)
-        os.set_inheritable(fd, False)
-    _die_with_parent()
+def _out_of_the_way(fd: int) -> int:
+    """``fd`` moved to a high number, and not inherited by the handlers' subprocesses (os.system
+    too): the pipes an exec handler gets then have single-digit numbers, the only ones sh's
+    redirections take."""
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIGH_FD)
+    os.close(fd)
+    return moved
+
+
+def serve(request_fd: int, reply_fd: int, parent_pid: int) -> int:
+    """Serve the pool's requests on these pipes until it hangs up; the exit status."""
+    request_fd, reply_fd = _out_of_the_way(request_fd), _out_of_the_way(reply_fd)
+    die_with_parent(parent_pid)
     read = functools.partial(os.read, request_fd)
     write = functools.partial(os.write, reply_fd)
     try:
@@ -186,7 +202,3 @@ def main(argv: list[str]) -> int:
         except MemoryError:  # even its failure could not be reported: the pool knows this status
             os._exit(OUT_OF_MEMORY_EXIT_STATUS)
         write_frame(write, reply)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

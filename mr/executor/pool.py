@@ -6,6 +6,11 @@ timeout, and has its output captured per invocation. Each child runs one invocat
 parallel. Every way a handler can misbehave ends its own invocation only: a child that runs too
 long or writes too much is killed, one that runs out of memory or dies is reaped, and each is
 replaced.
+
+A child runs the handlers of one workflow only, so that what one workflow's handler leaves in
+the interpreter (module state, patched modules) no other workflow's handler sees: a child goes
+to another workflow only by being replaced by a fresh one. Children are forked from a fork
+server (mr.executor.forkserver), which makes a replacement cost milliseconds.
 """
 from __future__ import annotations
 
@@ -16,18 +21,19 @@ import itertools
 import os
 import shutil
 import signal
-import sys
+import subprocess
 import tempfile
 import time
 import weakref
+from typing import NamedTuple
 
 import gevent
 import gevent.event
 from gevent import os as gevent_os
-from gevent import subprocess
 
 import mr
 from mr.executor.capture import InvocationOutput, OutputExceeded, close_now
+from mr.executor.forkserver import ForkServer
 from mr.executor.memory import automatic_limit_mb
 from mr.executor.protocol import (OUT_OF_MEMORY_EXIT_STATUS, ChildConfig, Outcome, Task,
                                   encode_message, handler_error, memory_error, read_message,
@@ -46,19 +52,21 @@ class _TimedOut(Exception):
     pass
 
 
+class _Waiter(NamedTuple):
+    """A caller waiting for a child to run a handler of ``workflow``."""
+    workflow: str
+    result: gevent.event.AsyncResult
+
+
 class _Child:
     """One child process, in its own process group (so a kill takes its subprocesses too), and
     the pool's ends of its request and reply pipes."""
 
-    def __init__(self, config: bytes):
+    def __init__(self, config: bytes, fork_server: ForkServer):
         request_read, self._request_write = os.pipe()
         self._reply_read, reply_write = os.pipe()
         try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-u", "-m", "mr.executor.child", str(request_read),
-                 str(reply_write)],
-                stdin=subprocess.DEVNULL, pass_fds=(request_read, reply_write),
-                start_new_session=True, env=_child_environment())
+            self.process = fork_server.start_child(request_read, reply_write)
         except BaseException:
             close_now(self._request_write)
             close_now(self._reply_read)
@@ -67,6 +75,8 @@ class _Child:
             close_now(request_read)
             close_now(reply_write)
         self.pid = self.process.pid
+        #: The workflow whose handlers it runs; None while it has run none (a fresh child).
+        self.workflow: str | None = None
         self._hung_up = False
         #: When the pool handed it an invocation; None while idle.
         self.busy_since: float | None = None
@@ -175,9 +185,10 @@ class ExecutorPool:
             work_dir=self._work_dir, memory_limit_mb=self.memory_limit_mb,
             scope_factory=scope_factory, fs_root_url=fs_root_url).to_message())
         self._invocation_numbers = itertools.count()
+        self._fork_server = ForkServer(_child_environment())
         self._children: set[_Child] = set()
         self._idle: collections.deque[_Child] = collections.deque()
-        self._waiting: collections.deque[gevent.event.AsyncResult] = collections.deque()
+        self._waiting: collections.deque[_Waiter] = collections.deque()
         self._closed = False
         for _ in range(self.size):
             self._release(self._start_child())
@@ -202,7 +213,7 @@ class ExecutorPool:
                         for name in ("stdout", "stderr")]
         payload = encode_message({"task": task.to_message(), "stdout_path": output_paths[0],
                                   "stderr_path": output_paths[1]})
-        child = self._take_idle_child()
+        child = self._take_idle_child(task.workflow)
         try:
             output = InvocationOutput(output_paths, self.max_output_mb << 20)
         except BaseException:
@@ -266,13 +277,14 @@ class ExecutorPool:
         idle = list(self._idle)
         self._idle.clear()
         while self._waiting:
-            self._waiting.popleft().set(None)  # wakes waiting callers: the pool is closed
+            self._waiting.popleft().result.set(None)  # wakes waiting callers: the pool is closed
         busy = self._children.difference(idle)
         for child in busy:
             child.kill()
         gevent.joinall([gevent.spawn(child.stop, grace_s) for child in idle]
                        + [gevent.spawn(child.process.wait) for child in busy])
         self._children.difference_update(idle)
+        self._fork_server.close()
         self._remove_work_dir()
 
     def __enter__(self) -> "ExecutorPool":
@@ -282,7 +294,7 @@ class ExecutorPool:
         self.close()
 
     def _start_child(self) -> _Child:
-        child = _Child(self._child_config)
+        child = _Child(self._child_config, self._fork_server)
         self._children.add(child)
         return child
 
@@ -291,38 +303,62 @@ class ExecutorPool:
 
         First come, first served: a caller that returns a child and at once asks for another
         (a mapper, then its reducer) must not take it back ahead of callers already waiting.
+        A child of another workflow than the caller's is replaced by a fresh one first.
         """
         self._count_busy_time(child)
         while self._waiting:
             waiter = self._waiting.popleft()
-            if not waiter.ready():
-                waiter.set(child)
-                return
+            if waiter.result.ready():  # given up
+                continue
+            if child.workflow not in (None, waiter.workflow):
+                child = self._replace(child)
+            waiter.result.set(child)
+            return
         self._idle.append(child)
 
-    def _take_idle_child(self) -> _Child:
+    def _take_idle_child(self, workflow: str) -> _Child:
         if self._closed:
             raise RuntimeError("the executor pool is closed")
-        if self._idle:
-            child = self._idle.popleft()
-        else:
-            waiter = gevent.event.AsyncResult()
+        child = self._idle_child_for(workflow)
+        if child is None:
+            waiter = _Waiter(workflow, gevent.event.AsyncResult())
             self._waiting.append(waiter)
             try:
-                child = waiter.get()
+                child = waiter.result.get()
             except BaseException:  # the caller was killed while waiting
-                if waiter.ready() and waiter.value is not None:
-                    self._release(waiter.value)  # handed over just then: pass it on
+                if waiter.result.ready() and waiter.result.value is not None:
+                    self._release(waiter.result.value)  # handed over just then: pass it on
                 else:
-                    waiter.set(None)  # so that _release skips it
+                    waiter.result.set(None)  # so that _release skips it
                 raise
             if child is None:
                 raise RuntimeError("the executor pool is closed")
         if not child.is_alive():  # died while idle: not this task's doing
             self._retire(child, grace_s=0)
-            return self._take_idle_child()
+            return self._take_idle_child(workflow)
+        child.workflow = workflow
         child.busy_since = time.monotonic()
         return child
+
+    def _idle_child_for(self, workflow: str) -> _Child | None:
+        """An idle child that has run ``workflow``'s handlers, else a fresh one, else a fresh
+        one in place of the idle child of another workflow used least recently; None if none is
+        idle."""
+        for wanted in (workflow, None):
+            for child in self._idle:
+                if child.workflow == wanted:
+                    self._idle.remove(child)
+                    return child
+        if not self._idle:
+            return None
+        return self._replace(self._idle.popleft())
+
+    def _replace(self, child: _Child) -> _Child:
+        """A fresh child in place of an idle ``child``, which exits on its own (hung up)."""
+        fresh = self._start_child()  # first: starting yields, and the count must stay whole
+        self._children.discard(child)
+        gevent.spawn(child.stop, _DYING_CHILD_GRACE_S)
+        return fresh
 
     @staticmethod
     def _count_busy_time(child: _Child) -> None:
@@ -333,10 +369,11 @@ class ExecutorPool:
     def _retire(self, child: _Child, grace_s: float) -> None:
         """Stop ``child`` and, unless the pool is closing, put a fresh one in its place."""
         self._count_busy_time(child)
+        fresh = None if self._closed else self._start_child()  # first: the count stays whole
         child.stop(grace_s)
         self._children.discard(child)
-        if not self._closed:
-            self._release(self._start_child())
+        if fresh is not None:
+            self._release(fresh)
 
     @staticmethod
     def _failed(task: Task, error: dict) -> dict:

@@ -17,17 +17,17 @@ def snapshot(processes: list[ServerProcess]) -> dict[str, tuple[int, int]]:
     children = _children_by_parent()
     sample: dict[str, tuple[int, int]] = {}
 
-    def add(label: str, pid: int) -> None:
+    def add(label: str, pid: int, own_role: str) -> None:
         sample[label] = (pid, _rss_kib(pid))
         ranks: collections.Counter = collections.Counter()
         for child in sorted(children.get(pid, ())):
-            role = _role(child)
+            role = _role(child, own_role)
             ranks[role] += 1
-            add(f"{label} > {role} {ranks[role]}", child)
+            add(f"{label} > {role} {ranks[role]}", child, role)
 
     for process in processes:
         if process.pid:
-            add(process.name, process.pid)
+            add(process.name, process.pid, process.name)
     return sample
 
 
@@ -49,13 +49,13 @@ def _rss_kib(pid: int) -> int:
         return 0
 
 
-def _role(pid: int) -> str:
+def _role(pid: int, parent_role: str) -> str:
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return "gone"
-    if "mr.executor.child" in argv:
-        return "executor"
+    if any("mr.executor.forkserver" in part for part in argv):  # children: forked, same argv
+        return "executor" if parent_role == "executor fork server" else "executor fork server"
     if "gunicorn" in argv:
         return "gunicorn worker"
     if argv[0].startswith("nginx: "):
