@@ -303,7 +303,8 @@ class ExecutorPool:
 
         First come, first served: a caller that returns a child and at once asks for another
         (a mapper, then its reducer) must not take it back ahead of callers already waiting.
-        A child of another workflow than the caller's is replaced by a fresh one first.
+        A child of another workflow than that caller's makes way for a fresh one, which the
+        caller gets.
         """
         self._count_busy_time(child)
         while self._waiting:
@@ -311,18 +312,22 @@ class ExecutorPool:
             if waiter.result.ready():  # given up
                 continue
             if child.workflow not in (None, waiter.workflow):
-                child = self._replace(child)
-            waiter.result.set(child)
+                self._waiting.appendleft(waiter)
+                gevent.spawn(self._renew, child, _DYING_CHILD_GRACE_S)
+            else:
+                waiter.result.set(child)
             return
         self._idle.append(child)
 
     def _take_idle_child(self, workflow: str) -> _Child:
         if self._closed:
             raise RuntimeError("the executor pool is closed")
-        child = self._idle_child_for(workflow)
+        child = self._idle_child_of(workflow)
         if child is None:
             waiter = _Waiter(workflow, gevent.event.AsyncResult())
             self._waiting.append(waiter)
+            if self._idle:  # children of other workflows only: the least recently used makes way
+                gevent.spawn(self._renew, self._idle.popleft(), _DYING_CHILD_GRACE_S)
             try:
                 child = waiter.result.get()
             except BaseException:  # the caller was killed while waiting
@@ -340,25 +345,34 @@ class ExecutorPool:
         child.busy_since = time.monotonic()
         return child
 
-    def _idle_child_for(self, workflow: str) -> _Child | None:
-        """An idle child that has run ``workflow``'s handlers, else a fresh one, else a fresh
-        one in place of the idle child of another workflow used least recently; None if none is
-        idle."""
+    def _idle_child_of(self, workflow: str) -> _Child | None:
+        """An idle child that has run ``workflow``'s handlers, else one that has run none."""
         for wanted in (workflow, None):
             for child in self._idle:
                 if child.workflow == wanted:
                     self._idle.remove(child)
                     return child
-        if not self._idle:
-            return None
-        return self._replace(self._idle.popleft())
+        return None
 
-    def _replace(self, child: _Child) -> _Child:
-        """A fresh child in place of an idle ``child``, which exits on its own (hung up)."""
-        fresh = self._start_child()  # first: starting yields, and the count must stay whole
-        self._children.discard(child)
-        gevent.spawn(child.stop, _DYING_CHILD_GRACE_S)
-        return fresh
+    def _renew(self, old: _Child, grace_s: float) -> None:
+        """Stop ``old`` and put a fresh child in its place.
+
+        Run in a greenlet of its own: starting and stopping children yields, and a caller
+        killed meanwhile must not leave the pool a child short."""
+        fresh = None
+        try:
+            if not self._closed:
+                fresh = self._start_child()
+        finally:
+            old.stop(grace_s)
+            self._children.discard(old)
+        if fresh is None:
+            return
+        if self._closed:  # closed while the child started
+            fresh.stop(0)
+            self._children.discard(fresh)
+        else:
+            self._release(fresh)
 
     @staticmethod
     def _count_busy_time(child: _Child) -> None:
@@ -367,13 +381,10 @@ class ExecutorPool:
             child.busy_since = None
 
     def _retire(self, child: _Child, grace_s: float) -> None:
-        """Stop ``child`` and, unless the pool is closing, put a fresh one in its place."""
+        """Stop ``child`` and, unless the pool is closing, put a fresh one in its place; return
+        once it is stopped (its exit status is known)."""
         self._count_busy_time(child)
-        fresh = None if self._closed else self._start_child()  # first: the count stays whole
-        child.stop(grace_s)
-        self._children.discard(child)
-        if fresh is not None:
-            self._release(fresh)
+        gevent.spawn(self._renew, child, grace_s).get()
 
     @staticmethod
     def _failed(task: Task, error: dict) -> dict:

@@ -64,6 +64,17 @@ def test_workflows_interleaved_on_few_children_each_see_only_their_own_marks():
         assert len(found) == 8
 
 
+def test_a_caller_killed_while_a_child_is_replaced_for_it_leaves_the_pool_whole(pool):
+    marks_found(pool, "tenant_a", "a")
+    for _ in range(3):
+        caller = gevent.spawn(marks_found, pool, "tenant_b", "b")
+        gevent.sleep(0)  # it gave the child of tenant_a up, and waits for a fresh one
+        caller.kill()
+    with gevent.Timeout(10):
+        assert marks_found(pool, "tenant_c", "c") == []
+    assert len(pool.pids) == pool.size
+
+
 def test_children_are_forked_from_a_fork_server_that_no_handler_ran_in(pool):
     assert marks_found(pool, "tenant_a", "a") == []
     server = pool._fork_server.pid
