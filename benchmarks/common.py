@@ -275,7 +275,8 @@ def timed_calls(call: Callable[[], None], count: int, clients: int,
     return latencies
 
 
-EXECUTOR_COMMAND = b"mr.executor.child"
+#: In the command line of the executor children and of the fork server they are forked from.
+EXECUTOR_COMMAND = b"mr.executor.forkserver"
 
 
 @dataclasses.dataclass(frozen=True)
