@@ -88,8 +88,9 @@ def peak_memory(pids: dict[str, int]) -> Iterator[dict[str, int]]:
     """Fills the yielded dict, on exit, with the peak resident memory (bytes) of each named
     process and of each of its descendants: the kernel's high-water mark (VmHWM), read every
     PEAK_SAMPLE_S and at the end. A process that ends within the block counts with its last
-    reading. Executor children are named "<name> executor <n>", other descendants "<name>
-    child <n>" (a gunicorn master's worker)."""
+    reading. Executor children are named "<name> executor <n>", the fork server they are forked
+    from "<name> fork server <n>", other descendants "<name> child <n>" (a gunicorn master's
+    worker)."""
     peaks: dict[int, int] = {}
     names: dict[int, str] = {}
 
@@ -100,8 +101,7 @@ def peak_memory(pids: dict[str, int]) -> Iterator[dict[str, int]]:
                 if high_water is None:
                     continue
                 if descendant not in names:
-                    kind = "executor" if _is_executor(descendant) else "child"
-                    names[descendant] = name if depth == 0 else f"{name} {kind}"
+                    names[descendant] = name if depth == 0 else f"{name} {_kind(descendant)}"
                 peaks[descendant] = max(peaks.get(descendant, 0), high_water)
 
     def sample() -> None:
@@ -122,7 +122,7 @@ def peak_memory(pids: dict[str, int]) -> Iterator[dict[str, int]]:
 
 
 def _numbered(name: str, taken: dict[str, int]) -> str:
-    if not name.endswith((" executor", " child")):
+    if not name.endswith((" executor", " fork server", " child")):
         return name
     number = 1
     while f"{name} {number}" in taken:
@@ -153,8 +153,23 @@ def _vm_hwm(pid: int) -> int | None:
     return None
 
 
-def _is_executor(pid: int) -> bool:
+def _kind(pid: int) -> str:
+    """"executor" for an executor child (forked from the fork server, it has the same command
+    line as its parent), "fork server", or "child" for anything else."""
+    if not _runs_executor_code(pid):
+        return "child"
+    return "executor" if _runs_executor_code(_parent(pid)) else "fork server"
+
+
+def _runs_executor_code(pid: int) -> bool:
     try:
         return EXECUTOR_COMMAND in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
