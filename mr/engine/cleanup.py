@@ -3,9 +3,9 @@
 Finishing a request writes a cleanup entry ``P/cleanup/<due>/<wf>/<id>`` in the same
 transaction, so no restart forgets a removal. The one worker that holds the sweeper's lease
 removes due requests (so workers never race each other over one request's data); a front end
-removes a blocking request at once once its result is delivered. One request that cannot be
-removed now (its data store unreachable, say) is left for a later pass and never stops the
-others.
+removes a blocking request right after its result is delivered, in the background, several at a
+time. One request that cannot be removed now (its data store unreachable, say) is left for a
+later pass and never stops the others.
 """
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from mr.kv.base import Delete
+import gevent
+
+from mr.kv.base import Delete, Operation
 from mr.models import Request
 
 if TYPE_CHECKING:
@@ -25,6 +27,9 @@ log = logging.getLogger(__name__)
 CLEANUP_BATCH = 100
 #: The value of the cleanup entry of a request that may have left files in the shuffle store.
 SHUFFLED = b"shuffle"
+#: Delivered requests removed in one transaction at most: 3 deletes each, well within etcd's
+#: default --max-txn-ops (128).
+RELEASE_BATCH = 32
 
 
 class Cleaner:
@@ -34,6 +39,9 @@ class Cleaner:
         self.keys = engine.keys
         #: Entries that failed in this process: (failures, skipped until this time).
         self._retries: dict[str, tuple[int, float]] = {}
+        #: Delivered requests waiting for the greenlet that removes them (release_soon).
+        self._delivered: list[Request] = []
+        self._releasing: gevent.Greenlet | None = None
 
     def cleanup_key(self, request: Request) -> str:
         """When a finished request is due for removal, as a key that sorts by due time."""
@@ -55,18 +63,65 @@ class Cleaner:
             self.remove(request.workflow, request.request_id, self.cleanup_key(request),
                         shuffled=bool(self.cleanup_value(request)))
 
+    def release_soon(self, request: Request) -> None:
+        """Remove a finished request whose result was delivered, in a greenlet of its own, with
+        every other one delivered meanwhile in one transaction. One this process does not get
+        to remove (it exits first) goes when its cleanup entry is due."""
+        if not self.engine.settings.do_cleanup_requests:
+            return
+        self._delivered.append(request)
+        if self._releasing is None:
+            self._releasing = gevent.spawn(self._release_delivered)
+
+    def _release_delivered(self) -> None:
+        try:
+            while self._delivered:
+                batch = self._delivered[:RELEASE_BATCH]
+                del self._delivered[:RELEASE_BATCH]
+                self._remove_delivered(batch)
+        finally:  # no switch since the last look: a request delivered from now on spawns anew
+            self._releasing = None
+
+    def _remove_delivered(self, requests: list[Request]) -> None:
+        """Their data one by one, then the records of those whose data went, together."""
+        removable = []
+        for request in requests:
+            try:
+                self._remove_data(request.workflow, request.request_id,
+                                  shuffled=bool(self.cleanup_value(request)))
+            except Exception as error:  # noqa: BLE001 — one bad request must not stop the rest
+                _leave([request], error)
+                continue
+            removable.append(request)
+        if not removable:
+            return
+        try:
+            self.kv.txn([], [delete for request in removable for delete in self._record_deletes(
+                request.workflow, request.request_id, self.cleanup_key(request))])
+        except Exception as error:  # noqa: BLE001 — nobody waits for this but the log
+            _leave(removable, error)
+
     def remove(self, workflow: str, request_id: str, cleanup_key: str | None = None,
                shuffled: bool = True) -> None:
         """Remove everything a request left: its data, its run state, its record. Removing
         what is already gone is no error, so two removals of one request both succeed.
         ``shuffled``: it may have left files in the shuffle store too."""
+        self._remove_data(workflow, request_id, shuffled)
+        self.kv.txn([], self._record_deletes(workflow, request_id, cleanup_key))
+
+    def _remove_data(self, workflow: str, request_id: str, shuffled: bool) -> None:
         for store in self.engine.stores if shuffled else [self.engine.data]:
             store.delete_tree(f"{workflow}/{request_id}")
-        operations = [Delete(self.keys.entity(Request.kind, workflow, request_id)),
-                      Delete(self.keys.run(workflow, request_id), prefix=True)]
+
+    def _record_deletes(self, workflow: str, request_id: str,
+                        cleanup_key: str | None) -> list[Operation]:
+        """Its record and run state go in one transaction; its cleanup entry with them."""
+        operations: list[Operation] = [
+            Delete(self.keys.entity(Request.kind, workflow, request_id)),
+            Delete(self.keys.run(workflow, request_id), prefix=True)]
         if cleanup_key:
             operations.append(Delete(cleanup_key))
-        self.kv.txn([], operations)
+        return operations
 
     def remove_due(self, limit: int = CLEANUP_BATCH) -> int:
         """Remove the finished requests whose retention has passed; returns how many."""
@@ -94,3 +149,9 @@ class Cleaner:
             self._retries.pop(entry.key, None)
             removed += 1
         return removed
+
+
+def _leave(requests: list[Request], error: Exception) -> None:
+    log.warning("cannot remove delivered request(s) %s now (%s: %s); each goes when its cleanup "
+                "entry is due", ", ".join(f"{r.workflow}/{r.request_id}" for r in requests),
+                type(error).__name__, error)

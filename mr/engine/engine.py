@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from typing import Any, BinaryIO, Callable, Iterator, NamedTuple
@@ -41,8 +42,8 @@ from mr.executor import ExecutorPool
 from mr.executor.protocol import bounded_error
 from mr.kv.base import KV, Compare, Get, KVError, LeaseKeeper, Put
 from mr.metrics import instruments
-from mr.models import (EntityStore, Handler, Job, NotFoundError, Request, Step,
-                       ValidationError)
+from mr.models import (ConflictError, EntityStore, Handler, Job, NotFoundError, Request,
+                       Step, ValidationError)
 from mr.models.base import new_id
 from mr.models.data_specs import check_input, check_output
 from mr.models.keys import Keys
@@ -62,6 +63,9 @@ FAILURE_RECORD_LIMIT_BYTES = 256 * 1024
 SLOTS_PER_EXECUTOR_CHILD = 4
 #: When a message that found no free slot comes back, so it does not bounce at once.
 BUSY_REQUEUE_DELAY_S = 1.0
+#: Times a submit pins its request and tries to record it, each time with the definitions
+#: reloaded because they changed since the last try.
+PINNING_ATTEMPTS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +79,16 @@ class Definitions:
     data_specs: dict[str, tuple[dict | None, dict | None]]  # job -> its default input, output
     notify: dict[str, list | None]  # job -> its notification channels
     versions: dict[str, str]  # handler -> version
+
+
+class Terms(NamedTuple):
+    """What a request takes from its workflow's definitions, once the client's choices apply."""
+    definitions: Definitions
+    root_step: str
+    deadline_s: float
+    input: dict | None
+    output: dict | None
+    notify: list | None
 
 
 class Upload(NamedTuple):
@@ -152,51 +166,50 @@ class Engine:
         """Accept a request: pin the workflow's steps and handler versions, store the
         arguments (or name the input files, or store the uploaded one), record the request
         and enqueue its root invocation. ``input``/``output``: checked specs
-        (mr.models.data_specs); the job's when None, as are the ``notify`` channels."""
+        (mr.models.data_specs); the job's when None, as are the ``notify`` channels.
+
+        The request is pinned to this process's cached definitions without reading anything:
+        the transaction that records it also compares the definitions marker with the revision
+        they were read at. When the marker moved, the definitions are reloaded and the request
+        pinned and recorded again, so it runs with exactly those current at its commit."""
         self.check_served(workflow)
         limit = self.settings.max_running_requests
         if limit and self.requests.running_count(workflow) >= limit:
             raise TooManyRequests(f"workflow {workflow!r} runs {limit} requests, as many as "
                                   f"MR_MAX_RUNNING_REQUESTS allows; send this one again later")
-        definitions = self._definitions(workflow)
-        initial_step = definitions.jobs.get(job_name)
-        if initial_step is None:
-            raise NotFoundError(f"job {job_name!r} of workflow {workflow!r} does not exist")
-        if deadline_s is not None and not deadline_s > 0:
-            raise ValidationError(f"deadline_s must be a number of seconds > 0, got "
-                                  f"{deadline_s!r}")
-        deadline_s = (deadline_s or definitions.deadlines.get(job_name)
-                      or self.settings.request_deadline_s)
-        default_input, default_output = definitions.data_specs[job_name]
-        try:
-            input = default_input if input is None else check_input(input)
-            output = default_output if output is None else check_output(output)
-            self.shuffle.check_specs(input, output)
-            notify = channels_for(notify, definitions.notify[job_name], self.settings)
-        except ValueError as error:
-            raise ValidationError(str(error)) from None
-        if (input is not None or upload is not None) and arguments:
-            raise ValidationError("a request names its input files or carries arguments, "
-                                  "not both")
+        terms_under = functools.partial(
+            self._terms, workflow, job_name, arguments=arguments, deadline_s=deadline_s,
+            input=input, output=output, uploaded=upload is not None, notify=notify)
+        terms = self._cached_terms(workflow, terms_under)
         request_id, root_id, now = new_id(), new_id(), time.time()
-        arguments_ref = None
-        if upload is not None:
-            input = self.shuffle.store_upload(workflow, request_id, upload.body, upload.format)
-        elif input is None:
-            try:
-                arguments_ref = self.dispatch.put_pairs(
-                    workflow, request_id, root_id, "arguments",
-                    [[key, value] for key, value in arguments.items()])
-            except codec.CodecError as error:
-                raise ValidationError(f"the arguments cannot be stored: {error}") from None
         try:
-            request = self.store.create(Request(
-                workflow=workflow, request_id=request_id, job_name=job_name,
-                root_invocation_id=root_id, root_step=initial_step,
-                arguments_ref=arguments_ref, input=input, output=output, notify=notify,
-                shuffles=definitions.shuffles, state="running", blocking=blocking,
-                context=context or {}, created_at=now, deadline=now + deadline_s,
-                handler_versions=definitions.versions, steps=definitions.steps))
+            uploaded = (None if upload is None else self.shuffle.store_upload(
+                workflow, request_id, upload.body, upload.format))
+            arguments_ref = None
+            for attempt in range(1, PINNING_ATTEMPTS + 1):
+                if uploaded is None and terms.input is None and arguments_ref is None:
+                    arguments_ref = self._store_arguments(workflow, request_id, root_id,
+                                                          arguments)
+                pinned = terms.definitions
+                try:
+                    request = self.store.create(Request(
+                        workflow=workflow, request_id=request_id, job_name=job_name,
+                        root_invocation_id=root_id, root_step=terms.root_step,
+                        arguments_ref=arguments_ref if terms.input is None else None,
+                        input=uploaded or terms.input, output=terms.output,
+                        notify=terms.notify, shuffles=pinned.shuffles, state="running",
+                        blocking=blocking, context=context or {}, created_at=now,
+                        deadline=now + terms.deadline_s, handler_versions=pinned.versions,
+                        steps=pinned.steps), guards=[Compare(
+                            self.keys.definitions(workflow), "mod_revision", "==",
+                            pinned.revision)])
+                    break
+                except ConflictError:  # the definitions changed since they were read
+                    if attempt == PINNING_ATTEMPTS:
+                        raise ServiceUnavailable(
+                            f"the definitions of workflow {workflow!r} changed {attempt} times "
+                            f"while the request was being accepted; send it again") from None
+                    terms = terms_under(self._load_definitions(workflow))
         except BaseException:  # no record: nothing would ever remove what was stored for it
             for store in self.stores:
                 with contextlib.suppress(DataError):
@@ -212,16 +225,66 @@ class Engine:
             raise ServiceUnavailable(f"the request could not be queued: {error}") from None
         return request
 
+    def _cached_terms(self, workflow: str, terms_under: Callable[[Definitions], Terms]) -> Terms:
+        """A new request's terms under the cached definitions, with nothing read; when those
+        refuse it, under the current ones (a job created since they were read, say)."""
+        cached = self._definitions_cache.get(workflow) or self._load_definitions(workflow)
+        try:
+            return terms_under(cached)
+        except (NotFoundError, ValidationError):
+            current = self._definitions(workflow)
+            if current is cached:
+                raise
+            return terms_under(current)
+
+    def _terms(self, workflow: str, job_name: str, definitions: Definitions, *,
+               arguments: dict[str, Any], deadline_s: float | None, input: dict | None,
+               output: dict | None, uploaded: bool, notify: list | None) -> Terms:
+        """What a request of ``job_name`` takes from ``definitions``, with the client's choices
+        checked and applied; NotFoundError or ValidationError when they do not fit."""
+        initial_step = definitions.jobs.get(job_name)
+        if initial_step is None:
+            raise NotFoundError(f"job {job_name!r} of workflow {workflow!r} does not exist")
+        if deadline_s is not None and not deadline_s > 0:
+            raise ValidationError(f"deadline_s must be a number of seconds > 0, got "
+                                  f"{deadline_s!r}")
+        default_input, default_output = definitions.data_specs[job_name]
+        try:
+            input = default_input if input is None else check_input(input)
+            output = default_output if output is None else check_output(output)
+            self.shuffle.check_specs(input, output)
+            notify = channels_for(notify, definitions.notify[job_name], self.settings)
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+        if (input is not None or uploaded) and arguments:
+            raise ValidationError("a request names its input files or carries arguments, "
+                                  "not both")
+        deadline_s = (deadline_s or definitions.deadlines.get(job_name)
+                      or self.settings.request_deadline_s)
+        return Terms(definitions, initial_step, deadline_s, input, output, notify)
+
+    def _store_arguments(self, workflow: str, request_id: str, root_id: str,
+                         arguments: dict[str, Any]) -> str:
+        try:
+            return self.dispatch.put_pairs(workflow, request_id, root_id, "arguments",
+                                           [[key, value] for key, value in arguments.items()])
+        except codec.CodecError as error:
+            raise ValidationError(f"the arguments cannot be stored: {error}") from None
+
     def _definitions(self, workflow: str) -> Definitions:
         """The workflow's jobs, steps and handler versions as they are now: one small read
         of the definitions marker when the cached copy is current, one transaction otherwise."""
-        marker_key = self.keys.definitions(workflow)
-        marker = self.kv.get(marker_key)
+        marker = self.kv.get(self.keys.definitions(workflow))
         cached = self._definitions_cache.get(workflow)
         if cached is not None and marker is not None and cached.revision == marker.mod_revision:
             return cached
+        return self._load_definitions(workflow)
+
+    def _load_definitions(self, workflow: str) -> Definitions:
+        """Read the workflow's definitions, with the marker's revision, in one transaction;
+        cache them. NotFoundError when the workflow does not exist."""
         snapshot = self.kv.txn([], [
-            Get(self.keys.workflow(workflow)), Get(marker_key),
+            Get(self.keys.workflow(workflow)), Get(self.keys.definitions(workflow)),
             *(Get(self.store.collection(cls, workflow), prefix=True)
               for cls in (Job, Step, Handler))]).responses
         if not snapshot[0].kvs:

@@ -14,7 +14,7 @@ delete would be left pointing at nothing.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 from mr.kv.base import KV, Compare, Delete, KeyValue, Operation, Put
 from mr.models.base import Model, Reference, WorkflowEntity
@@ -104,9 +104,14 @@ class EntityStore:
 
     # Writes
 
-    def create(self, model: Model) -> Model:
-        """Store a new entity; AlreadyExistsError when its key is taken. Returns it as stored."""
-        return model.with_revision(self._write(model.label, *self._creating(model)))
+    def create(self, model: Model, guards: Sequence[Compare] = ()) -> Model:
+        """Store a new entity; AlreadyExistsError when its key is taken. Returns it as stored.
+
+        ``guards``: compares saying that what the entity was built from is unchanged (a
+        request's pinned definitions). When one fails, ConflictError and nothing written, before
+        any other error: the caller reads again, builds anew, and its read finds the rest (a
+        deleted workflow, say)."""
+        return model.with_revision(self._write(model.label, *self._creating(model, guards)))
 
     def update(self, model: Model, expected_mod_revision: int | None = None) -> Model:
         """Replace a stored entity with ``model``; returns it as stored.
@@ -153,18 +158,22 @@ class EntityStore:
 
         return self._write(f"{len(parts)} writes", attempt, explain)
 
-    def _creating(self, model: Model) -> tuple[Attempt, Callable[[], None]]:
+    def _creating(self, model: Model,
+                  guards: Sequence[Compare] = ()) -> tuple[Attempt, Callable[[], None]]:
         key = self.key_of(model)
         value = model.encode()
 
         def attempt() -> tuple[list[Compare], list[Operation]]:
             targets = self._check_references(model)
             return ([*self._workflow_exists(model), Compare(key, "version", "==", 0),
-                     *_unchanged(targets)],
+                     *_unchanged(targets), *guards],
                     [Put(key, value), *model.companion_writes(self.keys),
                      *self._definitions_marked(type(model), model), *_touches(targets)])
 
         def explain() -> None:
+            for guard in guards:
+                if not guard.holds_for(self.kv.get(guard.key)):
+                    raise ConflictError(f"{model.label}: {guard.key} changed since it was read")
             self._require_workflow(model)
             if self.kv.get(key) is not None:
                 raise AlreadyExistsError(f"{model.label} already exists"

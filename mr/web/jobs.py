@@ -2,6 +2,8 @@
 default) or with where to follow it (``?blocking=false``)."""
 from __future__ import annotations
 
+import functools
+
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -63,7 +65,10 @@ def _outcome(engine: Engine, finished: Request) -> Response:
         # Rendered whole before the request is released: a result that fails to render is
         # still there to fetch, never lost.
         response = request_response(finished, {"result": result(engine, finished)})
-        engine.release(finished)  # delivered: nothing left to keep it for
+        # Delivered: nothing is left to keep it for. Removed once the server has sent the answer
+        # (and closes it), in the background; should the process die first, its cleanup entry,
+        # written when it finished, has it removed when due.
+        response.call_on_close(functools.partial(engine.cleaner.release_soon, finished))
         return response
     if finished.state == "failed":  # the job's handler failed: not a bug of the server
         return request_response(finished, {"error": failure(finished)}, 422)

@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote, urlsplit
@@ -111,12 +112,24 @@ def test_an_uploaded_input_is_streamed_not_held(tmp_path):
             status, answer = post(
                 f"{address}/job/wordcount/wordcount_files?output={quote(output)}",
                 (block for _ in range(blocks)), "text/plain")
-        left = [path for path in shuffle.rglob("*") if path.is_file()]
+        left = files_left_in(shuffle)
     assert status == 200, answer
     expected = {word: count * blocks for word, count in counts_of(block).items()}
     assert read_counts(answer["result"]["output"]) == expected
     assert peaks["mr run"] < 150 * MIB, peaks
     assert left == []  # the uploaded file went with its request, once its result was delivered
+
+
+def files_left_in(directory: Path, timeout_s: float = 10.0) -> list[Path]:
+    """The files still under ``directory`` once none is left, or when ``timeout_s`` has passed:
+    a delivered request is removed right after its answer is sent."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(FileNotFoundError):  # a directory removed while it was walked
+            left = [path for path in directory.rglob("*") if path.is_file()]
+            if not left or time.monotonic() > deadline:
+                return left
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("chunked", [False, True])

@@ -24,6 +24,16 @@ def post_job(client, path="/job/w/j", body=b'{"arguments": {"a": 1}}', query="",
     return client.post(f"{path}{query}", data=body, headers=headers, **options)
 
 
+def eventually(condition, timeout_s: float = 10) -> bool:
+    """Whether ``condition`` holds within ``timeout_s``: for what the front end does right after
+    it answered (the removal of a delivered request, in the background)."""
+    with gevent.Timeout(timeout_s, False):
+        while not condition():
+            gevent.sleep(0.01)
+        return True
+    return False
+
+
 def assert_error(response, status, error_type, *fragments):
     """A JSON error body, never HTML, naming what went wrong."""
     assert response.status_code == status, response.get_data(as_text=True)
@@ -106,11 +116,13 @@ def test_body_that_is_not_json_is_415(client, headers, named):
 def test_a_body_of_records_is_the_requests_input(make_engine, content_type):
     engine = make_engine(with_worker=True)
     client = create_app(engine).test_client()
+    # buffered: the answer is sent whole and closed, as a server does, and then released
     response = post_job(client, body=b'["a", 1]\n["b", 2]\n\n["a", 3]\n',
-                        headers={"Content-Type": content_type})
+                        headers={"Content-Type": content_type}, buffered=True)
     assert response.status_code == 200, response.get_json()
     assert sorted(response.get_json()["result"]["pairs"]) == [["a", 4], ["b", 2]]
-    assert engine.shuffle_store.list_tree("") == []  # the upload went with its request
+    # the upload went with its request
+    assert eventually(lambda: engine.shuffle_store.list_tree("") == [])
 
 
 @pytest.mark.parametrize("query, error_type, fragment", [
@@ -288,11 +300,12 @@ def test_blocking_request_cancelled_while_waiting_is_409(engine, client):
 
 def test_blocking_done_is_200_with_the_result_and_releases_it(make_engine):
     client = create_app(make_engine(with_worker=True)).test_client()
-    response = post_job(client, body=b'{"arguments": {"a": 1, "b": 2}}')
+    response = post_job(client, body=b'{"arguments": {"a": 1, "b": 2}}', buffered=True)
     assert response.status_code == 200, response.get_json()
     assert sorted(response.get_json()["result"]["pairs"]) == [["a", 1], ["b", 2]]
     request_id = response.headers["X-MR-REQUEST-ID"]
     assert response.headers["X-FULFILLED-BY"] == f"{socket.gethostname()}/{os.getpid()}"
+    assert eventually(lambda: client.get(f"/request/w/{request_id}").status_code == 404)
     assert_error(client.get(f"/request/w/{request_id}"), 404, "NotFound")
 
 
@@ -396,18 +409,25 @@ def test_a_blocking_request_past_its_deadline_is_answered_failed_at_the_deadline
 
 def test_a_result_that_fails_to_render_is_not_released(make_engine, monkeypatch):
     engine = make_engine(with_worker=True)
+    client = create_app(engine).test_client()
     monkeypatch.setattr(engine, "result", lambda request: [["raw", b"\x00 bytes, not JSON"]])
-    response = create_app(engine).test_client().post(
-        "/job/w/j", data=b'{"arguments": {"a": 1}}', content_type="application/json")
+    response = client.post("/job/w/j", data=b'{"arguments": {"a": 1}}',
+                           content_type="application/json", buffered=True)
     assert response.status_code == 500
     (kept,) = engine.store.list(Request, "w")  # still there to fetch
     assert kept.state == "done"
+    monkeypatch.undo()
+    # Removals run in the order the answers went out: once the next request's is done, one of
+    # the first would be too.
+    assert post_job(client, buffered=True).status_code == 200
+    assert eventually(lambda: [request.request_id for request in engine.store.list(
+        Request, "w")] == [kept.request_id])
 
 
 def test_an_upload_whose_request_cannot_be_recorded_leaves_nothing(engine, monkeypatch):
     from mr.kv.base import KVError
 
-    def refuse(entity):
+    def refuse(entity, guards=()):
         raise KVError("etcd is down")
     monkeypatch.setattr(engine.store, "create", refuse)
     client = create_app(engine).test_client()

@@ -1,0 +1,119 @@
+"""A front end removes each request whose result it delivered soon after, in the background:
+the requests delivered meanwhile go together, in one transaction, and one that cannot be removed
+is left to its cleanup entry. In embedded mode and over etcd."""
+import gevent
+import gevent.event
+
+from mr.models import Request
+from tests.engine.test_guarantees import leaf_job
+from tests.engine.test_reliability import wait_done
+from tests.engine.test_requests import LEAF_MAPPER
+
+
+class TxnCountingKV:
+    """The KV as the engine's cleaner uses it, counting its transactions."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.transactions = 0
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def txn(self, *args, **kwargs):
+        self.transactions += 1
+        return self._inner.txn(*args, **kwargs)
+
+
+def finished_requests(cluster, count: int) -> list[Request]:
+    leaf_job(cluster, LEAF_MAPPER)
+    return [wait_done(cluster, cluster.engine.submit(
+        cluster.workflow, "j", {"text": "a b"}, blocking=False).request_id)
+        for _ in range(count)]
+
+
+def counting_transactions(cluster, monkeypatch) -> TxnCountingKV:
+    counting = TxnCountingKV(cluster.engine.kv)
+    monkeypatch.setattr(cluster.engine.cleaner, "kv", counting)
+    return counting
+
+
+def left_of(cluster, request: Request) -> list:
+    """What of ``request`` is still stored: its record, run state, cleanup entry and data."""
+    engine, workflow = cluster.engine, cluster.workflow
+    return ([kv.key for kv in engine.kv.range(engine.keys.workflow_scope(workflow),
+                                              prefix=True).kvs
+             if request.request_id in kv.key]
+            + [kv.key for kv in engine.kv.range(engine.keys.cleanups(), prefix=True).kvs
+               if kv.key.endswith(request.request_id)]
+            + engine.data.list_tree(f"{workflow}/{request.request_id}"))
+
+
+def removed(cluster, requests: list[Request], timeout_s: float = 10) -> bool:
+    with gevent.Timeout(timeout_s, False):
+        while any(left_of(cluster, request) for request in requests):
+            gevent.sleep(0.01)
+        return True
+    return False
+
+
+def test_requests_delivered_together_are_removed_in_one_transaction(cluster, monkeypatch):
+    requests = finished_requests(cluster, 3)
+    assert all(left_of(cluster, request) for request in requests)
+    counting = counting_transactions(cluster, monkeypatch)
+    for request in requests:
+        cluster.engine.cleaner.release_soon(request)
+    assert removed(cluster, requests)
+    assert counting.transactions == 1
+
+
+def test_requests_delivered_while_others_are_removed_go_together_next(cluster, monkeypatch):
+    first, *later = finished_requests(cluster, 3)
+    removing, go_on = gevent.event.Event(), gevent.event.Event()
+    delete_tree = cluster.engine.data.delete_tree
+
+    def held_for_the_first(prefix):
+        if prefix.endswith(first.request_id):
+            removing.set()
+            go_on.wait()
+        return delete_tree(prefix)
+
+    monkeypatch.setattr(cluster.engine.data, "delete_tree", held_for_the_first)
+    counting = counting_transactions(cluster, monkeypatch)
+    cluster.engine.cleaner.release_soon(first)
+    assert removing.wait(timeout=10)
+    for request in later:
+        cluster.engine.cleaner.release_soon(request)
+    go_on.set()
+    assert removed(cluster, [first, *later])
+    assert counting.transactions == 2
+
+
+def test_a_delivered_request_that_cannot_be_removed_waits_for_its_cleanup_entry(cluster,
+                                                                                 monkeypatch):
+    """The others go at once; that one goes when its cleanup entry is due."""
+    cluster.engine.sweeper.stop()  # this test runs the removal pass itself
+    cluster.engine.settings = cluster.engine.settings.with_overrides(result_retention_s=0.0)
+    stuck, *others = finished_requests(cluster, 3)
+    delete_tree = cluster.engine.data.delete_tree
+
+    def refuse_one(prefix):
+        if prefix.endswith(stuck.request_id):
+            raise OSError("the disk says no")
+        return delete_tree(prefix)
+
+    monkeypatch.setattr(cluster.engine.data, "delete_tree", refuse_one)
+    for request in [stuck, *others]:
+        cluster.engine.cleaner.release_soon(request)
+    assert removed(cluster, others)
+    assert cluster.engine.get_request(cluster.workflow, stuck.request_id).state == "done"
+    monkeypatch.setattr(cluster.engine.data, "delete_tree", delete_tree)
+    assert cluster.engine.cleaner.remove_due() == 1
+    assert left_of(cluster, stuck) == []
+
+
+def test_nothing_is_released_when_requests_are_kept(cluster):
+    (request,) = finished_requests(cluster, 1)
+    cluster.engine.settings = cluster.engine.settings.with_overrides(do_cleanup_requests=False)
+    cluster.engine.cleaner.release_soon(request)
+    assert not removed(cluster, [request], timeout_s=0.5)
