@@ -34,7 +34,6 @@ setup(
         "msgpack>=1.0",
         "prometheus_client>=0.26",
         "PyYAML>=6.0",
-        "urllib3>=2.0",
     ],
     extras_require={
         # S3 and S3-compatible object stores in s3:// URLs (MR_DATA_STORE_URL, inputs, outputs);
@@ -45,8 +44,8 @@ setup(
         # openapi-spec-validator checks.
         # cryptography makes the certificates of the TLS tests (etcd, nsqd); aiosmtpd is the
         # SMTP server of the email notification tests; playwright drives Debian's chromium
-        # through the web UI.
-        "test": ["pytest>=8", "moto[server]>=5.2", "schemathesis>=4.32,<5",
+        # through the web UI. urllib3 is the benchmarks' HTTP client.
+        "test": ["pytest>=8", "urllib3>=2.0", "moto[server]>=5.2", "schemathesis>=4.32,<5",
                  "openapi-spec-validator>=0.7", "cryptography>=42", "aiosmtpd>=1.4.6",
                  "playwright>=1.65,<1.66"],
     },

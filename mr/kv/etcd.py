@@ -1,4 +1,4 @@
-"""The KV store over a real etcd, through etcd's v3 JSON gateway (HTTP, urllib3).
+"""The KV store over a real etcd, through etcd's v3 JSON gateway (mr.kv.http_connection).
 
 Why not gRPC: see docs/decisions.rst. Plain HTTP over gevent's sockets never blocks the event
 loop, and this client owns its recovery: requests that could not reach etcd are retried until the
@@ -15,17 +15,17 @@ import base64
 import dataclasses
 import json
 import logging
+import ssl
 import time
 from typing import Any, Sequence
 
 import gevent
-import urllib3
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, ReadTimeoutError, SSLError
 
 from mr.kv.base import (KV, CompactedError, Compare, Delete, DeleteResult, Get, KeyValue, KVError,
                         KVSpaceExceededError, LeaseNotFoundError, Operation, Put, PutResult,
                         QueuedWatch, RangeResult, TransactionTooLargeError, TxnResult,
                         WatchEvent, prefix_range_end)
+from mr.kv.http_connection import ConnectionPool, RequestNotSent, TlsError
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ _GRPC_NOT_FOUND = 5
 _GRPC_PERMISSION_DENIED = 7
 _GRPC_RESOURCE_EXHAUSTED = 8
 _GRPC_UNAUTHENTICATED = 16
+_PLAIN_HEADERS = {"Content-Type": "application/json"}
+_TLS_FILES_HINT = "check MR_ETCD_CA_FILE, MR_ETCD_CERT_FILE and MR_ETCD_KEY_FILE"
 
 
 def _b64(data: str | bytes) -> str:
@@ -61,6 +63,19 @@ def _b64(data: str | bytes) -> str:
 
 def _unb64(text: str | None) -> bytes:
     return base64.b64decode(text) if text else b""
+
+
+def _tls_context(ca_file: str, cert_file: str, key_file: str) -> ssl.SSLContext:
+    """Checks etcd's certificate and name against ``ca_file`` (else the system's CAs), and
+    presents ``cert_file``/``key_file`` to an etcd that asks for a client certificate."""
+    try:
+        context = ssl.create_default_context(cafile=ca_file or None)
+        if cert_file:
+            context.load_cert_chain(cert_file, key_file or None)
+    except OSError as error:  # ssl.SSLError too: a file that is not PEM, a key that mismatches
+        raise KVError(f"cannot load etcd's TLS files ({error}); {_TLS_FILES_HINT}") from None
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def _key_value(raw: dict) -> KeyValue:
@@ -125,10 +140,10 @@ class _EtcdWatch(QueuedWatch):
             except CompactedError as error:
                 self.push(error)
                 return
-            except ReadTimeoutError:
+            except TimeoutError:
                 log.debug("watch stream silent for %.0f s; reopening from revision %d",
                           WATCH_IDLE_TIMEOUT_S, self._next_revision)
-            except (HTTPError, OSError, ValueError, KVError) as error:
+            except (OSError, ValueError, KVError) as error:
                 if self._cancelled:
                     return
                 if _is_unauthenticated(error):
@@ -145,21 +160,16 @@ class _EtcdWatch(QueuedWatch):
     def _stream(self) -> None:
         request = dict(self._request, start_revision=str(self._next_revision))
         self._url = self._kv.base_url
+        deadline = time.monotonic() + WATCH_IDLE_TIMEOUT_S
         # A stream holds its connection for as long as it lives: it gets one of its own.
-        with urllib3.connection_from_url(self._url, maxsize=1, **self._kv.tls) as connection:
-            response = connection.request(
-                "POST", "/v3/watch", body=json.dumps({"create_request": request}),
-                headers=self._kv.headers(), preload_content=False,
-                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=WATCH_IDLE_TIMEOUT_S),
-                retries=False)
-            self._read(response)
-
-    def _read(self, response: urllib3.BaseHTTPResponse) -> None:
+        connection = self._kv.members[self._url].connect(deadline)
         try:
-            if response.status != 200:
-                raise _EtcdError(response.status, _json_or_text(response.read()))
+            status = connection.request("/v3/watch", _json({"create_request": request}),
+                                        self._kv.headers(), deadline)
+            if status != 200:
+                raise _EtcdError(status, _json_or_text(connection.read_body()))
             buffer = b""
-            for chunk in response.stream(65536):
+            for chunk in connection.stream(WATCH_IDLE_TIMEOUT_S):
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
@@ -167,8 +177,7 @@ class _EtcdWatch(QueuedWatch):
                         self._handle(json.loads(line))
             raise ConnectionError("watch stream ended")
         finally:
-            response.close()  # a half-read stream cannot serve another request
-            response.release_conn()
+            connection.close()  # a half-read stream cannot carry another request
 
     def _handle(self, message: dict) -> None:
         result = message.get("result", message)
@@ -192,6 +201,10 @@ def _is_unauthenticated(error: Exception) -> bool:
     return isinstance(error, _EtcdError) and (
         error.code == _GRPC_UNAUTHENTICATED or "invalid auth token" in error.text
         or "user name is empty" in error.text)
+
+
+def _json(payload: dict) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
 
 
 def _json_or_text(data: bytes) -> dict:
@@ -219,18 +232,16 @@ class EtcdKV(KV):
         certificate. ``user``/``password``: etcd's authentication, when it is enabled; a
         refused one is a KVError here, at once."""
         scheme = "https" if ssl else "http"
-        self.endpoint_urls = [f"{scheme}://{endpoint}"
-                              for endpoint in endpoints or [f"{host}:{port}"]]
+        tls = _tls_context(ca_file, cert_file, key_file) if ssl else None
+        #: The connections to each member, by its URL. Each pool keeps up to a worker's
+        #: concurrency (max-in-flight per topic) of idle ones, so that connections are reused
+        #: rather than opened and discarded under load.
+        self.members = {f"{scheme}://{endpoint}": ConnectionPool(endpoint, tls,
+                                                                 CONNECT_TIMEOUT_S)
+                        for endpoint in endpoints or [f"{host}:{port}"]}
+        self.endpoint_urls = list(self.members)
         self._endpoint = 0
         self.timeout_s = timeout_s
-        #: urllib3's TLS options, for the pool and for each watch's own connection.
-        self.tls = {key: value for key, value in {
-            "cert_reqs": "CERT_REQUIRED", "ca_certs": ca_file or None,
-            "cert_file": cert_file or None, "key_file": key_file or None}.items()
-            if value} if ssl else {}
-        # Sized for a worker's concurrency (max-in-flight per topic), so connections are
-        # reused rather than opened and discarded under load.
-        self.pool = urllib3.PoolManager(maxsize=256, block=False, **self.tls)
         self._watches: list[_EtcdWatch] = []
         self._credentials = (user, password) if user else None
         self._token: str | None = None
@@ -249,8 +260,8 @@ class EtcdKV(KV):
     def headers(self) -> dict[str, str]:
         """The headers of a gateway request: its body type, and the auth token if any."""
         if self._token is None:
-            return {"Content-Type": "application/json"}
-        return {"Content-Type": "application/json", "Authorization": self._token}
+            return _PLAIN_HEADERS
+        return {**_PLAIN_HEADERS, "Authorization": self._token}
 
     def authenticate(self) -> None:
         """Get a token for the user (etcd's tokens expire; a request refused for that gets a
@@ -281,37 +292,30 @@ class EtcdKV(KV):
               timeout_s: float | None = None, authenticated: bool = True) -> dict:
         """One gateway request within the deadline (``timeout_s``, default the client's).
 
-        A request that never reached etcd (connection refused: restarting, or down) is retried
-        on the next member, and after a round of them all, after a pause, until the deadline;
-        a read that failed in any way is too. A write whose connection broke after it was sent
-        may have been applied, so it is not retried blindly: the caller gets a KVError and
-        decides (the next request goes to the next member).
+        A request that never reached etcd whole (connection refused: restarting, or down; or
+        cut off while being sent, so etcd cannot have run it) is retried on the next member, and
+        after a round of them all, after a pause, until the deadline; a read that failed in any
+        way is too. A write whose connection broke after it was sent may have been applied, so it
+        is not retried blindly: the caller gets a KVError and decides (the next request goes to
+        the next member).
         """
         deadline = time.monotonic() + (timeout_s or self.timeout_s)
-        body = json.dumps(payload)
+        body = _json(payload)
         interval = _RETRY_INTERVAL_S
         failures = 0
         while True:
-            remaining = max(deadline - time.monotonic(), 0.05)
             base_url = self.base_url
             try:
-                response = self.pool.request(
-                    "POST", base_url + path, body=body,
-                    headers=self.headers() if authenticated else {
-                        "Content-Type": "application/json"},
-                    timeout=urllib3.Timeout(total=remaining,
-                                            connect=min(remaining, CONNECT_TIMEOUT_S)),
-                    retries=False)
-            except HTTPError as error:
-                if isinstance(error, SSLError) or isinstance(getattr(error, "reason", None),
-                                                             SSLError):
-                    raise KVError(f"etcd at {base_url}: the TLS handshake failed ({error}); "
-                                  f"check MR_ETCD_CA_FILE, MR_ETCD_CERT_FILE and "
-                                  f"MR_ETCD_KEY_FILE") from None
+                status, data = self.members[base_url].post(
+                    path, body, self.headers() if authenticated else _PLAIN_HEADERS,
+                    max(deadline, time.monotonic() + 0.05))
+            except TlsError as error:
+                raise KVError(f"etcd at {base_url}: the TLS handshake failed ({error}); "
+                              f"{_TLS_FILES_HINT}") from None
+            except OSError as error:
                 self.fail_over(base_url)
                 failures += 1
-                sure_not_sent = isinstance(error, ConnectTimeoutError) or isinstance(
-                    getattr(error, "reason", None), ConnectTimeoutError)
+                sure_not_sent = isinstance(error, RequestNotSent)
                 pause = interval if failures % len(self.endpoint_urls) == 0 else 0.0
                 if (writes and not sure_not_sent) or time.monotonic() + pause >= deadline:
                     raise KVError(f"etcd at {base_url} failed on {path}: {error}"
@@ -321,10 +325,10 @@ class EtcdKV(KV):
                     gevent.sleep(pause)
                     interval = min(interval * 2, _RETRY_INTERVAL_MAX_S)
                 continue
-            decoded = _json_or_text(response.data)
-            if response.status == 200:
+            decoded = _json_or_text(data)
+            if status == 200:
                 return decoded
-            error = self._error(path, response.status, decoded)
+            error = self._error(path, status, decoded)
             if authenticated and _is_unauthenticated(error) and not failures:
                 self.authenticate()  # the token expired (or none yet): once more with one
                 failures += 1
@@ -511,4 +515,5 @@ class EtcdKV(KV):
         for watch in self._watches:
             watch.cancel()
         self._watches = []
-        self.pool.clear()
+        for pool in self.members.values():
+            pool.close()
