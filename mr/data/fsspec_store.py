@@ -105,12 +105,14 @@ class FsspecDataStore(DataStore):
     def _delete_tree(self, prefix: str) -> int:
         """Remove the tree; when the filesystem can rename, it is first renamed aside (atomic:
         of two processes removing it at once, one takes it, the other finds it gone) so that
-        two removals never trip over each other's half-deleted files."""
-        paths = self._list_tree(prefix)
+        two removals never trip over each other's half-deleted files. Where nothing was ever
+        stored (a request whose data all rode inline), it costs one look."""
         top = self._full(prefix)
+        paths: list[str] = []
         try:
             if not self._fs.isdir(top):  # a file at ``prefix`` itself is not under ``prefix/``
-                return len(paths)
+                return 0
+            paths = self._list_tree(prefix)
             if self._publish_by_rename:
                 parent, name = posixpath.split(top)
                 aside = f"{parent}/.{name}.{uuid.uuid4().hex}.deleting"

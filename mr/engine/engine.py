@@ -48,6 +48,7 @@ from mr.models.base import new_id
 from mr.models.data_specs import check_input, check_output
 from mr.models.keys import Keys
 from mr.models.names import topic_name
+from mr.models.request import INLINE_LIMIT_BYTES
 from mr.notify.channels import channels_for
 from mr.notify.notifier import Notifier
 from mr.queue.base import Message, Queue, QueueError, failure_backoff_s
@@ -185,17 +186,18 @@ class Engine:
         try:
             uploaded = (None if upload is None else self.shuffle.store_upload(
                 workflow, request_id, upload.body, upload.format))
-            arguments_ref = None
+            stored_arguments = None
             for attempt in range(1, PINNING_ATTEMPTS + 1):
-                if uploaded is None and terms.input is None and arguments_ref is None:
-                    arguments_ref = self._store_arguments(workflow, request_id, root_id,
-                                                          arguments)
+                if uploaded is None and terms.input is None and stored_arguments is None:
+                    stored_arguments = self._store_arguments(workflow, request_id, root_id,
+                                                             arguments)
                 pinned = terms.definitions
                 try:
                     request = self.store.create(Request(
                         workflow=workflow, request_id=request_id, job_name=job_name,
                         root_invocation_id=root_id, root_step=terms.root_step,
-                        arguments_ref=arguments_ref if terms.input is None else None,
+                        **(stored_arguments if stored_arguments and terms.input is None
+                           else {}),
                         input=uploaded or terms.input, output=terms.output,
                         notify=terms.notify, shuffles=pinned.shuffles, state="running",
                         blocking=blocking, context=context or {}, created_at=now,
@@ -264,10 +266,17 @@ class Engine:
         return Terms(definitions, initial_step, deadline_s, input, output, notify)
 
     def _store_arguments(self, workflow: str, request_id: str, root_id: str,
-                         arguments: dict[str, Any]) -> str:
+                         arguments: dict[str, Any]) -> dict[str, Any]:
+        """The request's fields that hold its argument pairs: the pairs themselves when they
+        fit INLINE_LIMIT_BYTES (no data store write here, nor read by the root), else the
+        data store path they were written to."""
+        pairs = [[key, value] for key, value in arguments.items()]
         try:
-            return self.dispatch.put_pairs(workflow, request_id, root_id, "arguments",
-                                           [[key, value] for key, value in arguments.items()])
+            encoded = codec.encode(pairs)
+            if len(encoded) <= INLINE_LIMIT_BYTES:
+                return {"arguments": pairs}
+            return {"arguments_ref": self.dispatch.put_encoded(workflow, request_id, root_id,
+                                                               "arguments", encoded)}
         except codec.CodecError as error:
             raise ValidationError(f"the arguments cannot be stored: {error}") from None
 
@@ -344,6 +353,10 @@ class Engine:
         return finished
 
     def result(self, request: Request) -> list:
+        """A done request's result pairs: from its record when they rode there, else read from
+        the data store."""
+        if request.result is not None:
+            return request.result
         return self.data.get_pairs(request.result_ref)
 
     def cancel(self, workflow: str, request_id: str) -> Request:

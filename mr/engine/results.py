@@ -1,8 +1,9 @@
 """Where a finished request's result goes: its result writer.
 
-- inline (no ``output``): the pairs are kept in the data store for the client, up to
-  MR_INLINE_RESULT_MAX_BYTES encoded; a larger result fails the request with ``ResultTooLarge``,
-  which points at the file writer;
+- inline (no ``output``): the pairs are kept for the client, up to MR_INLINE_RESULT_MAX_BYTES
+  encoded: in the final request record, committed with the state, when they fit
+  INLINE_LIMIT_BYTES, else in the data store; a larger result fails the request with
+  ``ResultTooLarge``, which points at the file writer;
 - file (``{"url", "format"}``): the parts the reducers wrote beside the output are moved into
   place and ``_SUCCESS`` is written; the request names the parts;
 - HTTP (``{"http": url}``): the result, within the inline limit, is posted as JSON, retried with
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 from mr import codec
 from mr.engine.errors import engine_error
 from mr.models import Request
+from mr.models.request import INLINE_LIMIT_BYTES
 from mr.results.http_post import ResultDeliveryError, post_result
 
 if TYPE_CHECKING:
@@ -58,6 +60,9 @@ class Results:
             except (ResultDeliveryError, ValueError) as error:
                 self._fail(request, root_id, "ResultDeliveryFailed", str(error))
                 return
+        if len(encoded) <= INLINE_LIMIT_BYTES:  # in the final record, committed with the state
+            self.engine.finish(request, "done", result=pairs, writes=writes)
+            return
         result_ref = self.engine.dispatch.put_encoded(request.workflow, request.request_id,
                                                       root_id, "reduced", encoded)
         self.engine.finish(request, "done", result_ref=result_ref, writes=writes)

@@ -42,13 +42,11 @@ from mr.engine.trace import (DONE_PHASE, MAP_PHASE, CommitTrace, TraceRecorder, 
 from mr.executor import Task
 from mr.kv.base import Compare, Get, Put, RangeResult
 from mr.models import Invocation, Request
+from mr.models.request import INLINE_LIMIT_BYTES
 
 if TYPE_CHECKING:
     from mr.engine.engine import Engine
 
-#: A child's reduced pairs up to this size (encoded) ride in its completion marker, saving a
-#: data store write and read per child; kept small because the marker lives in etcd.
-INLINE_RESULT_LIMIT_BYTES = 1024
 #: The most one invocation may write to its session: sessions live in etcd, whose requests are
 #: limited to 1.5 MiB, so a larger session could never commit.
 SESSION_LIMIT_BYTES = 512 * 1024
@@ -158,8 +156,11 @@ class Tree:
         if parent is None and request.input is not None:  # one child per split of the input
             self._branch(request, invocation, invocation.step, self.shuffle.splits(request), {})
             return
-        pairs = ([invocation.pair] if invocation.data_ref is None
-                 else self.data.get_pairs(invocation.data_ref))
+        if parent is None and request.arguments is not None:  # small: in the request record
+            pairs = request.arguments
+        else:
+            pairs = ([invocation.pair] if invocation.data_ref is None
+                     else self.data.get_pairs(invocation.data_ref))
         if parent is not None and self.shuffle.is_split(request, parent.invocation_id):
             partitioning = self.shuffle.partitioning(request, parent.invocation_id, parent.step)
             sink = self._spill_sink(request, invocation, partitioning, combiner_name)
@@ -410,7 +411,7 @@ class Tree:
             return
         if not isinstance(result, dict):
             result = {"pairs": result}
-            if len(codec.encode(result)) > INLINE_RESULT_LIMIT_BYTES:
+            if len(codec.encode(result)) > INLINE_LIMIT_BYTES:
                 result = {"ref": self.dispatch.put_pairs(
                     request.workflow, request.request_id, invocation.invocation_id, "reduced",
                     result["pairs"])}

@@ -1,12 +1,17 @@
 """The request: one POST to a job, the root of a tree of invocations."""
 from __future__ import annotations
 
+from mr import codec
 from mr.models.base import (Field, WorkflowEntity, created_at_field, id_field, name_field,
                             new_id, positive, valid_name)
 from mr.models.data_specs import check_input, check_output
 from mr.notify.channels import check_notify
 
 REQUEST_STATES = ("pending", "running", "done", "failed", "cancelled")
+#: Pairs up to this size (encoded) ride inline: a request's arguments and result in its record,
+#: a child's reduced pairs in its completion marker. Each saves a data store write and read;
+#: kept small because records and markers live in etcd.
+INLINE_LIMIT_BYTES = 1024
 
 
 def _handler_versions(value: dict, what: str) -> dict:
@@ -19,6 +24,15 @@ def _handler_versions(value: dict, what: str) -> dict:
     return value
 
 
+def _inline_pairs(value: list, what: str) -> list:
+    """Pairs small enough to ride in the record (INLINE_LIMIT_BYTES encoded)."""
+    size = len(codec.encode(value))
+    if size > INLINE_LIMIT_BYTES:
+        raise ValueError(f"field {what!r} takes {size} bytes encoded, more than the "
+                         f"{INLINE_LIMIT_BYTES} that ride inline")
+    return value
+
+
 class Request(WorkflowEntity):
     kind = "request"
     key_field = "request_id"
@@ -28,6 +42,8 @@ class Request(WorkflowEntity):
     root_invocation_id = id_field()
     #: The job's initial step and where the arguments are: enough to publish the root again.
     root_step = name_field(optional=True)
+    #: The argument pairs, when small enough to ride here; else in the data store, at:
+    arguments = Field(list, optional=True, check=_inline_pairs)
     arguments_ref = Field(str, optional=True)
     #: The files the request reads, instead of arguments (mr.models.data_specs).
     input = Field(dict, optional=True, check=check_input)
@@ -49,7 +65,9 @@ class Request(WorkflowEntity):
     shuffles = Field(dict, default_factory=dict)
     failed_invocation_id = id_field(optional=True)
     error = Field(dict, optional=True)
-    #: Where the result pairs are in the data store, once done.
+    #: Once done, the result pairs, when small enough to ride here (committed with the state);
+    #: else in the data store, at:
+    result = Field(list, optional=True, check=_inline_pairs)
     result_ref = Field(str, optional=True)
     #: Once done: its invocations' counters summed, group -> name -> n (``docs/tracing.rst``).
     counters = Field(dict, optional=True)

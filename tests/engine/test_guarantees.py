@@ -27,6 +27,7 @@ from mr.kv.base import Get, KVError
 from mr.models import Handler, Invocation, NotFoundError, Request, Session
 from mr.models.keys import Keys
 from mr.models.names import topic_name
+from mr.models.request import INLINE_LIMIT_BYTES
 from mr.queue.base import failure_backoff_s, run_handler
 from tests.engine.conftest import start_cluster
 from tests.engine.faults import (Redelivery, SimulatedCrash, intercept_publishes,
@@ -421,7 +422,9 @@ def test_a_failed_attempt_goes_back_to_the_queue_after_a_growing_backoff(cluster
     cluster.engine.settings = cluster.engine.settings.with_overrides(invocation_max_attempts=3)
     roots = record_publishes(monkeypatch, cluster, lose=is_root_map)
     slow_job(cluster, 0)
-    accepted = cluster.engine.submit(cluster.workflow, "j", {"a": 1}, blocking=False)
+    # arguments too large to ride inline: the root reads them from the data store
+    accepted = cluster.engine.submit(cluster.workflow, "j", {"a": "x" * INLINE_LIMIT_BYTES},
+                                     blocking=False)
 
     def data_store_down(path):
         raise RuntimeError("the data store is down")

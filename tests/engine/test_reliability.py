@@ -14,6 +14,7 @@ from mr.engine.dispatch import INLINE_PAIR_LIMIT_BYTES, PUBLISH_BATCH_BYTES, PUB
 from mr.engine.engine import BUSY_REQUEUE_DELAY_S
 from mr.engine.messages import MAP, REDUCE, InvocationMessage
 from mr.models import NotFoundError, Request
+from mr.models.request import INLINE_LIMIT_BYTES
 from tests.engine.faults import (SimulatedCrash, intercept_publishes, redeliver_after_handling,
                                  run_log_handler, runs_per_key, signed)
 from tests.engine.test_requests import SUM_REDUCER
@@ -279,7 +280,7 @@ def test_an_unexpected_error_is_an_attempt_and_the_last_fails_the_request(cluste
         return get_pairs(path)
 
     monkeypatch.setattr(cluster.engine.data, "get_pairs", broken)
-    request = cluster.run("j", {"a": 1})
+    request = cluster.run("j", {"a": "x" * INLINE_LIMIT_BYTES})  # read from the data store
     assert len(tries) == 3
     assert request.state == "failed" and request.failed_invocation_id == \
         request.root_invocation_id
@@ -399,10 +400,15 @@ class _Delivery:
 
 def test_request_records_carry_what_the_sweeper_needs(cluster):
     slow_job(cluster, 0)
-    request = cluster.engine.submit(cluster.workflow, "j", {"a": 1}, blocking=False)
-    stored = cluster.engine.store.get(Request, cluster.workflow, request.request_id)
+    small = cluster.engine.submit(cluster.workflow, "j", {"a": 1}, blocking=False)
+    large = cluster.engine.submit(cluster.workflow, "j", {"a": "x" * INLINE_LIMIT_BYTES},
+                                  blocking=False)
+    stored = cluster.engine.store.get(Request, cluster.workflow, small.request_id)
     assert stored.root_step == "s"
-    assert cluster.engine.data.get_pairs(stored.arguments_ref) == [["a", 1]]
+    assert stored.arguments == [["a", 1]]
+    stored = cluster.engine.store.get(Request, cluster.workflow, large.request_id)
+    assert cluster.engine.data.get_pairs(stored.arguments_ref) == [
+        ["a", "x" * INLINE_LIMIT_BYTES]]
 
 
 def test_a_message_that_finds_no_free_slot_goes_back_to_the_queue(cluster, run_log):

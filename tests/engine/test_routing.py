@@ -66,11 +66,12 @@ def test_failures_outside_handlers_are_retried_up_to_the_limit(cluster, monkeypa
     cluster.handler("add", "reducer", SUM_REDUCER)
     cluster.step("s", "m", "add")
     cluster.job("j", "s")
-    request = cluster.run("j", {"a": 1})
+    arguments = {f"key{number}": number for number in range(200)}  # a result put in the store
+    request = cluster.run("j", arguments)
     assert request.state == outcome
     if outcome == "done":
         assert left == [0], "the failures did not happen"
-        assert dict(cluster.engine.result(request)) == {"a": 1}
+        assert dict(cluster.engine.result(request)) == arguments
     else:
         assert request.error["type"] == "DataError"
         assert request.error["message"].endswith(
