@@ -16,7 +16,8 @@ from mr.models import EntityStore, Handler, Job, Step, Workflow
 from mr.queue.memory import MemoryQueue
 from mr.settings import Settings
 from mr.worker.worker import Worker
-from tests.conftest import SECURE, TEST_MESSAGE_TIMEOUT_S, etcd_client, nsq_client
+from tests.conftest import (SECURE, TEST_MESSAGE_TIMEOUT_S, delete_topics, etcd_client,
+                            nsq_client)
 from tests.engine.faults import InterleavingKV
 
 #: What the engines sign their messages with when the servers are secure (SECURE_TEST_SERVERS).
@@ -99,6 +100,9 @@ def start_cluster(request, mode: str, executor, tmp_path, **overrides):
     engine.stop()
     queue.close()
     kv.close()
+    if mode == "distributed":
+        delete_topics(request.getfixturevalue("nsqd_server"),
+                      lambda name: name.startswith(f"mr.{workflow}."))
 
 
 @pytest.fixture(params=["embedded", "distributed"])
