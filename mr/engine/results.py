@@ -48,17 +48,17 @@ class Results:
         pairs = result
         if isinstance(result, dict):  # parts, measured before they are read: they may be huge
             size = self.engine.shuffle.parts_size(result["parts"])
-            if self._too_large(request, root_id, size):
+            if self._too_large(request, root_id, size, writes):
                 return
             pairs = self.engine.shuffle.read_parts(result["parts"])
         encoded = codec.encode(pairs)
-        if self._too_large(request, root_id, len(encoded)):
+        if self._too_large(request, root_id, len(encoded), writes):
             return
         if "http" in output:
             try:
                 self._post(request, output["http"], pairs)
             except (ResultDeliveryError, ValueError) as error:
-                self._fail(request, root_id, "ResultDeliveryFailed", str(error))
+                self._fail(request, root_id, "ResultDeliveryFailed", str(error), writes)
                 return
         if len(encoded) <= INLINE_LIMIT_BYTES:  # in the final record, committed with the state
             self.engine.finish(request, "done", result=pairs, writes=writes)
@@ -78,16 +78,19 @@ class Results:
                                 "X-Mr-Workflow": request.workflow, "X-Mr-Job": request.job_name},
                     attempts=HTTP_ATTEMPTS, backoff_s=HTTP_BACKOFF_S, timeout_s=HTTP_TIMEOUT_S)
 
-    def _too_large(self, request: Request, root_id: str, size: int) -> bool:
+    def _too_large(self, request: Request, root_id: str, size: int, writes: list) -> bool:
         """Fail the request if its result of ``size`` bytes is over the inline limit."""
         limit = self.engine.settings.inline_result_max_bytes
         if size > limit:
             self._fail(request, root_id, "ResultTooLarge",
                        f"the result takes {size} bytes encoded, more than the {limit} "
                        f"(MR_INLINE_RESULT_MAX_BYTES) a request keeps for its client or posts; "
-                       f"write it to files instead: \"output\": {{\"url\": ...}}")
+                       f"write it to files instead: \"output\": {{\"url\": ...}}", writes)
         return size > limit
 
-    def _fail(self, request: Request, root_id: str, error_type: str, message: str) -> None:
+    def _fail(self, request: Request, root_id: str, error_type: str, message: str,
+              writes: list) -> None:
+        """Fail the request at its root, with what the root's commit writes beside (its
+        session, what it counted)."""
         self.engine.finish(request, "failed", failed_invocation_id=root_id,
-                           error=engine_error(error_type, message))
+                           error=engine_error(error_type, message), writes=writes)

@@ -53,6 +53,9 @@ class InvocationTrace:
     status: str | None = None
     #: ``[label, text]`` of each stream a handler wrote to.
     output: list = dataclasses.field(default_factory=list)
+    #: (counters, status, output) taken by the last commit, until it is known to have landed:
+    #: when that commit fails, the failure records them instead.
+    handed: tuple | None = None
 
     def add(self, handler_name: str, outcome: Outcome) -> None:
         add_counters(self.counters, outcome.counters)
@@ -61,6 +64,21 @@ class InvocationTrace:
         for stream, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
             if text:
                 self.output.append([f"{handler_name} {stream}", text])
+
+    def hand_over(self) -> tuple[dict, str | None, list]:
+        """Take what the handlers reported, for one commit."""
+        self.handed = (self.counters, self.status, self.output)
+        self.counters, self.status, self.output = {}, None, []
+        return self.handed
+
+    def take_back(self) -> None:
+        """What the last commit took did not land: it is reported again."""
+        if self.handed is not None:
+            counters, status, output = self.handed
+            self.counters = add_counters(counters, self.counters)
+            self.status = status if self.status is None else self.status
+            self.output = output + self.output
+            self.handed = None
 
     def where(self) -> dict:
         """Where and since when it runs: the value of its ``active`` key."""
@@ -129,20 +147,27 @@ class TraceRecorder:
                trace: InvocationTrace | None = None) -> CommitTrace:
         """The trace of a commit of ``invocation_id`` (default: of the invocation being
         recorded). What the handlers reported is handed to this commit: a second commit of the
-        same delivery (a branch completed by its last partition) does not repeat it."""
+        same delivery (a branch completed by its last partition) does not repeat it, unless the
+        first did not land (:meth:`landed`)."""
         trace = trace or _running.get()
         if trace is None:
             return CommitTrace()
+        counters, status, output = trace.hand_over()
         fields = {**trace.where(), "finished_at": time.time()}
-        if trace.status is not None:
-            fields["status"] = trace.status
-        if trace.output and self.engine.settings.invocation_log_bytes:
-            fields["log"] = self._store_output(request, invocation_id, trace.output)
-        counters = trace.counters
+        if status is not None:
+            fields["status"] = status
+        if output and self.engine.settings.invocation_log_bytes:
+            fields["log"] = self._store_output(request, invocation_id, output)
         writes = (Put(f"{self.counters_prefix(request)}{invocation_id}/{phase}",
                       codec.encode(counters)),) if counters else ()
-        trace.counters, trace.status, trace.output = {}, None, []
         return CommitTrace(fields, writes, counters)
+
+    @staticmethod
+    def landed() -> None:
+        """The commit of the invocation being recorded succeeded: what it took is recorded."""
+        trace = _running.get()
+        if trace is not None:
+            trace.handed = None
 
     def finished(self, request: Request, root_id: str, traced: CommitTrace,
                  counted_before: dict) -> Request:
@@ -159,10 +184,12 @@ class TraceRecorder:
         trace = trace or _running.get()
         if trace is None:
             return {}
+        trace.take_back()
         try:
             traced = self.commit(request, invocation_id, FAILED_PHASE, trace)
         except DataError as error:  # its output cannot be kept: the failure is recorded anyway
             log.warning("the output of invocation %s cannot be stored (%s)", invocation_id, error)
+            trace.take_back()
             trace.output = []
             traced = self.commit(request, invocation_id, FAILED_PHASE, trace)
         return {"finished_by": {"invocation_id": invocation_id, **traced.fields},

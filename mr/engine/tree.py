@@ -236,7 +236,10 @@ class Tree:
         committed = self.kv.txn(
             [self._running(request), Compare(key, "version", "==", 0)],
             [Put(key, record.encode()), *session_writes, *traced.writes]).succeeded
-        return record if committed else None
+        if not committed:
+            return None
+        self.traces.landed()
+        return record
 
     # Reduce
 
@@ -267,17 +270,20 @@ class Tree:
     def _stored_session(self, request: Request, invocation_id: str,
                         counted: bool = False) -> tuple[dict, dict | None]:
         """The session of a map invocation, for its reducer; with ``counted`` (at the root),
-        also what the request's other commits counted, in the same read, which is made only
-        while the request runs (RequestFinished: nothing left to reduce for)."""
+        also what the request's other commits counted, in the same read. The read is made only
+        while the request runs (RequestFinished: nothing left to reduce for), so that a worker
+        that has not seen the request finish writes no part or run for a request already
+        removed, which nothing would ever remove."""
         prefix = self.keys.session(request.workflow, request.request_id, invocation_id)
-        if not counted:
-            return _session(prefix, self.kv.range(prefix, prefix=True)), None
-        read = self.kv.txn([self._running(request)], [
-            Get(prefix, prefix=True), Get(self.traces.counters_prefix(request), prefix=True)])
+        reads = [Get(prefix, prefix=True)]
+        if counted:
+            reads.append(Get(self.traces.counters_prefix(request), prefix=True))
+        read = self.kv.txn([self._running(request)], reads)
         if not read.succeeded:
             raise RequestFinished()
-        stored, counters = read.responses
-        return _session(prefix, stored), summed(codec.decode(kv.value) for kv in counters.kvs)
+        stored, *counters = read.responses
+        return _session(prefix, stored), (
+            summed(codec.decode(kv.value) for kv in counters[0].kvs) if counted else None)
 
     # Partitions
 
@@ -435,6 +441,7 @@ class Tree:
             [Put(marker, value), *writes, Put(counter, child.encode(), prev_kv=True)],
             [Get(self.engine.request_key(request)), Get(counter)])
         if committed.succeeded:
+            self.traces.landed()
             previous = committed.responses[-1].prev_kv
             return True, (previous.version if previous else 0) + 1 == total
         return False, _still_running(committed.responses[0]) and _completed_last(

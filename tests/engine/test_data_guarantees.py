@@ -14,6 +14,7 @@ import pytest
 
 from mr import codec
 from mr.engine import results
+from mr.engine.trace import counted
 from mr.models import Session, ValidationError
 from tests.engine.faults import SimulatedCrash, redeliver_after_handling, runs_per_key
 from tests.engine.test_guarantees import (RecordedDelivery, crash_on_first, leaf_job,
@@ -284,6 +285,16 @@ def test_a_result_of_exactly_the_inline_limit_is_kept_and_one_byte_more_fails(cl
     assert refused.failed_invocation_id == refused.root_invocation_id
 
 
+def test_a_root_refused_for_the_size_of_its_result_keeps_what_it_counted(cluster):
+    leaf_job(cluster, 'increment_counter("pairs", "seen", 1)\n'
+                      'yield MrConfigureToReturn()\nyield "a", 1\n')
+    cluster.engine.settings = cluster.engine.settings.with_overrides(inline_result_max_bytes=1)
+    refused = cluster.run("j", {"x": 1}, timeout_s=10)
+    assert refused.state == "failed" and refused.error["type"] == "ResultTooLarge"
+    assert refused.counters == {"pairs": {"seen": 1}}
+    assert counted(cluster.engine.kv, cluster.engine.keys, refused) == {"pairs": {"seen": 1}}
+
+
 def test_partitions_too_large_for_the_inline_limit_fail_the_request_at_its_root(cluster,
                                                                                  tmp_path):
     count_job(cluster, partitions=2)
@@ -437,12 +448,18 @@ def test_the_sweeper_completes_a_branch_whose_partitions_all_committed(cluster, 
     assert dict(cluster.engine.result(finished)) == expected_counts(TEXT)
 
 
-def deliver_to_a_lagging_worker(cluster, monkeypatch, accepted, message) -> None:
-    """Hand ``message`` again to a worker whose watch has not yet seen ``accepted``'s end: it
-    still knows the request running, as accepted. The message is answered as done."""
+def lagging(cluster, monkeypatch, accepted) -> None:
+    """The cluster's engine now has not seen ``accepted`` finish: it knows it running."""
     monkeypatch.setattr(cluster.engine.requests, "is_finished", lambda *args: False)
     monkeypatch.setattr(cluster.engine.requests, "get", lambda *args: accepted)
-    delivery = RecordedDelivery(cluster.engine, message, attempts=2)
+
+
+def deliver_to_a_lagging_worker(cluster, monkeypatch, accepted, message,
+                                attempts: int = 2) -> None:
+    """Hand ``message`` again to a worker whose watch has not yet seen ``accepted``'s end: it
+    still knows the request running, as accepted. The message is answered as done."""
+    lagging(cluster, monkeypatch, accepted)
+    delivery = RecordedDelivery(cluster.engine, message, attempts=attempts)
     cluster.engine.handle(delivery)
     assert delivery.requeued == []
 
@@ -467,8 +484,9 @@ def test_a_worker_that_lags_runs_nothing_of_a_finished_request(cluster, monkeypa
     assert cluster.engine.data.list_tree() == stored
 
 
+@pytest.mark.parametrize("attempts", [1, 2], ids=["first delivery", "redelivery"])
 def test_a_worker_that_lags_writes_no_part_for_a_removed_request(cluster, monkeypatch,
-                                                                 tmp_path):
+                                                                 tmp_path, attempts):
     count_job(cluster, partitions=2)
     published = record_publishes(monkeypatch, cluster)
     inputs = write_inputs(tmp_path / "in", {"a.txt": TEXT})
@@ -482,5 +500,5 @@ def test_a_worker_that_lags_writes_no_part_for_a_removed_request(cluster, monkey
     partitions = [message for message in published if message.partition is not None]
     assert {message.partition for message in partitions} == {0, 1}
     for message in partitions:
-        deliver_to_a_lagging_worker(cluster, monkeypatch, accepted, message)
+        deliver_to_a_lagging_worker(cluster, monkeypatch, accepted, message, attempts)
     assert store.list_tree(prefix) == []
