@@ -71,17 +71,21 @@ class Sweeper:
         return self
 
     def stop(self) -> None:
-        self.engine.notifier.stop()
-        if self._greenlet is not None:
-            self._greenlet.kill()
-            self._greenlet = None
-        if self._lease is not None:
-            self._lease.stop()
-            try:
-                self.kv.revoke_lease(self._lease.lease_id)  # hand over at once
-            except KVError:
-                pass
-            self._lease = None
+        """Stop sweeping and give up the key at once. Nothing takes the lead meanwhile (the
+        loop and the notifier both ask for it): a key taken then would outlive this sweeper
+        until its lease ran out, and keep every other process from sweeping."""
+        with self._leading:
+            if self._greenlet is not None:
+                self._greenlet.kill()
+                self._greenlet = None
+            self.engine.notifier.stop()  # after the loop, which starts it
+            if self._lease is not None:
+                self._lease.stop()
+                try:
+                    self.kv.revoke_lease(self._lease.lease_id)  # hand over at once
+                except KVError:
+                    pass
+                self._lease = None
 
     def _run_forever(self) -> None:
         interval = self.engine.settings.sweep_interval_s
