@@ -89,6 +89,15 @@ def test_requests_delivered_while_others_are_removed_go_together_next(cluster, m
     assert counting.transactions == 2
 
 
+def test_a_request_delivered_after_the_others_were_removed_is_removed_too(cluster):
+    first, later = finished_requests(cluster, 2)
+    cluster.engine.cleaner.release_soon(first)
+    assert removed(cluster, [first])
+    gevent.sleep(0)  # the removing greenlet ends
+    cluster.engine.cleaner.release_soon(later)
+    assert removed(cluster, [later])
+
+
 def test_a_delivered_request_that_cannot_be_removed_waits_for_its_cleanup_entry(cluster,
                                                                                  monkeypatch):
     """The others go at once; that one goes when its cleanup entry is due."""
