@@ -1,7 +1,8 @@
 """What removing a request (mr/engine/cleanup.py) promises beyond test_release.py: a removal
 that names no cleanup entry (``mr request cleanup``) takes the request's files from every store,
-shuffle store included, and a batch of delivered requests whose removal fails does not keep the
-next batch from going.
+shuffle store included; a batch of delivered requests whose removal fails does not keep the
+next batch from going; failed requests are kept for their own retention; and one request whose
+removal waits to be retried does not hold back those due after it.
 
 Written for the mutants of ``cleanup.py`` that the other tests let through (scripts/mutation).
 """
@@ -9,6 +10,7 @@ from mr.engine import cleanup
 from mr.kv.base import KVError
 from tests.engine.test_data_guarantees import run_with_input
 from tests.engine.test_release import TxnCountingKV, finished_requests, left_of, removed
+from tests.engine.test_reliability import wait_done
 from tests.engine.test_shuffle import count_job
 
 
@@ -43,3 +45,39 @@ def test_a_batch_whose_removal_fails_leaves_the_next_batch_to_go(cluster, monkey
     cleaner.release_soon(second)
     assert removed(cluster, [second])
     assert left_of(cluster, first)
+
+
+def test_a_failed_request_is_kept_for_the_failure_retention_a_done_one_for_the_result_one(
+        cluster):
+    cluster.engine.sweeper.stop()  # this test runs the removal pass itself
+    cluster.engine.settings = cluster.engine.settings.with_overrides(
+        result_retention_s=0.0, failure_retention_s=3600.0)
+    (done,) = finished_requests(cluster, 1)
+    cluster.handler("bad", "mapper", "raise ValueError('no good')\n")
+    cluster.step("fails", "bad", "add")
+    cluster.job("fails", "fails")
+    failed = wait_done(cluster, cluster.engine.submit(cluster.workflow, "fails", {"a": 1},
+                                                      blocking=False).request_id)
+    assert failed.state == "failed"
+    assert cluster.engine.cleaner.remove_due() == 1
+    assert left_of(cluster, done) == [] and left_of(cluster, failed)
+
+
+def test_a_request_waiting_to_be_retried_does_not_hold_back_those_due_after_it(cluster,
+                                                                               monkeypatch):
+    cluster.engine.sweeper.stop()  # this test runs the removal passes itself
+    cluster.engine.settings = cluster.engine.settings.with_overrides(result_retention_s=0.0)
+    (stuck,) = finished_requests(cluster, 1)
+    delete_tree = cluster.engine.data.delete_tree
+
+    def refuse_the_stuck_one(prefix):
+        if prefix.endswith(stuck.request_id):
+            raise OSError("the disk says no")
+        return delete_tree(prefix)
+
+    monkeypatch.setattr(cluster.engine.data, "delete_tree", refuse_the_stuck_one)
+    assert cluster.engine.cleaner.remove_due() == 0  # its retry waits a second
+    later = wait_done(cluster, cluster.engine.submit(cluster.workflow, "j", {"text": "a"},
+                                                     blocking=False).request_id)
+    assert cluster.engine.cleaner.remove_due() == 1
+    assert left_of(cluster, later) == [] and left_of(cluster, stuck)
