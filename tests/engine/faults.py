@@ -77,6 +77,15 @@ class Redelivery(Message):
         return bool(self.responses)
 
 
+def answers_of(redeliveries: list[Redelivery], timeout_s: float = 10.0) -> list[list[str]]:
+    """How each redelivery was answered, once each was (a request may finish while the copy of
+    its last message still runs)."""
+    with gevent.Timeout(timeout_s, False):
+        while not all(again.has_responded for again in redeliveries):
+            gevent.sleep(0.01)
+    return [again.responses for again in redeliveries]
+
+
 def redeliver_after_handling(monkeypatch, cluster) -> list[Redelivery]:
     """Make the cluster's worker handle every message a second time, as a redelivery, right
     after the first handling: a worker that committed, then died before finishing it."""

@@ -15,8 +15,8 @@ from mr.engine.engine import BUSY_REQUEUE_DELAY_S
 from mr.engine.messages import MAP, REDUCE, InvocationMessage
 from mr.models import NotFoundError, Request
 from mr.models.request import INLINE_LIMIT_BYTES
-from tests.engine.faults import (SimulatedCrash, intercept_publishes, redeliver_after_handling,
-                                 run_log_handler, runs_per_key, signed)
+from tests.engine.faults import (SimulatedCrash, answers_of, intercept_publishes,
+                                 redeliver_after_handling, run_log_handler, runs_per_key, signed)
 from tests.engine.test_requests import SUM_REDUCER
 
 FAN_OUT = """
@@ -92,7 +92,7 @@ def test_a_redelivered_invocation_redoes_only_what_is_left(any_cluster, monkeypa
     assert request.state == "done", request.error
     assert dict(cluster.engine.result(request)) == expected(12)
     assert_ran_once_each(run_log, 12)
-    assert redeliveries and all(again.responses == ["finish"] for again in redeliveries)
+    assert redeliveries and all(answer == ["finish"] for answer in answers_of(redeliveries))
     counter = cluster.engine.kv.get(cluster.engine.keys.completion_count(
         cluster.workflow, request.request_id, request.root_invocation_id))
     assert counter.version == 12, "a completion was counted twice"

@@ -13,7 +13,8 @@ from mr.engine.dispatch import child_id
 from mr.engine.messages import MAP, REDUCE
 from mr.engine.trace_tree import read_trace
 from mr.models import Invocation, Session
-from tests.engine.faults import SimulatedCrash, redeliver_after_handling, runs_per_key
+from tests.engine.faults import (SimulatedCrash, answers_of, redeliver_after_handling,
+                                 runs_per_key)
 from tests.engine.test_data_guarantees import (WORDS, branch_to, documents_job,
                                                first_attempts_only, lagging, run_with_input,
                                                split_documents_job)
@@ -73,7 +74,7 @@ def test_a_redelivered_last_child_does_not_publish_its_parents_reduce_again(
     fan_out_job(cluster, run_log)
     request = cluster.run("j", {"c": 3})
     assert dict(cluster.engine.result(request)) == expected(3)
-    assert redeliveries and all(again.responses == ["finish"] for again in redeliveries)
+    assert redeliveries and all(answer == ["finish"] for answer in answers_of(redeliveries))
     assert [(message.kind, message.ancestors) for message in published
             if message.redelivered] == []
     assert [message.kind for message in published].count(REDUCE) == 1
