@@ -9,7 +9,8 @@ Written for the mutants of ``cleanup.py`` that the other tests let through (scri
 from mr.engine import cleanup
 from mr.kv.base import KVError
 from tests.engine.test_data_guarantees import run_with_input
-from tests.engine.test_release import TxnCountingKV, finished_requests, left_of, removed
+from tests.engine.test_release import (TxnCountingKV, finished_requests, left_of,
+                                      refuse_removal, removed)
 from tests.engine.test_reliability import wait_done
 from tests.engine.test_shuffle import count_job
 
@@ -68,14 +69,7 @@ def test_a_request_waiting_to_be_retried_does_not_hold_back_those_due_after_it(c
     cluster.engine.sweeper.stop()  # this test runs the removal passes itself
     cluster.engine.settings = cluster.engine.settings.with_overrides(result_retention_s=0.0)
     (stuck,) = finished_requests(cluster, 1)
-    delete_tree = cluster.engine.data.delete_tree
-
-    def refuse_the_stuck_one(prefix):
-        if prefix.endswith(stuck.request_id):
-            raise OSError("the disk says no")
-        return delete_tree(prefix)
-
-    monkeypatch.setattr(cluster.engine.data, "delete_tree", refuse_the_stuck_one)
+    refuse_removal(monkeypatch, cluster, stuck)
     assert cluster.engine.cleaner.remove_due() == 0  # its retry waits a second
     later = wait_done(cluster, cluster.engine.submit(cluster.workflow, "j", {"text": "a"},
                                                      blocking=False).request_id)

@@ -98,12 +98,8 @@ def test_a_request_delivered_after_the_others_were_removed_is_removed_too(cluste
     assert removed(cluster, [later])
 
 
-def test_a_delivered_request_that_cannot_be_removed_waits_for_its_cleanup_entry(cluster,
-                                                                                 monkeypatch):
-    """The others go at once; that one goes when its cleanup entry is due."""
-    cluster.engine.sweeper.stop()  # this test runs the removal pass itself
-    cluster.engine.settings = cluster.engine.settings.with_overrides(result_retention_s=0.0)
-    stuck, *others = finished_requests(cluster, 3)
+def refuse_removal(monkeypatch, cluster, stuck: Request):
+    """The data store refuses to remove the files of ``stuck``; its own ``delete_tree``."""
     delete_tree = cluster.engine.data.delete_tree
 
     def refuse_one(prefix):
@@ -112,6 +108,16 @@ def test_a_delivered_request_that_cannot_be_removed_waits_for_its_cleanup_entry(
         return delete_tree(prefix)
 
     monkeypatch.setattr(cluster.engine.data, "delete_tree", refuse_one)
+    return delete_tree
+
+
+def test_a_delivered_request_that_cannot_be_removed_waits_for_its_cleanup_entry(cluster,
+                                                                                 monkeypatch):
+    """The others go at once; that one goes when its cleanup entry is due."""
+    cluster.engine.sweeper.stop()  # this test runs the removal pass itself
+    cluster.engine.settings = cluster.engine.settings.with_overrides(result_retention_s=0.0)
+    stuck, *others = finished_requests(cluster, 3)
+    delete_tree = refuse_removal(monkeypatch, cluster, stuck)
     for request in [stuck, *others]:
         cluster.engine.cleaner.release_soon(request)
     assert removed(cluster, others)
