@@ -3,8 +3,8 @@
 Finishing a request writes a cleanup entry ``P/cleanup/<due>/<wf>/<id>`` in the same
 transaction, so no restart forgets a removal. The one worker that holds the sweeper's lease
 removes due requests (so workers never race each other over one request's data); a front end
-removes a blocking request right after its result is delivered, in the background, several at a
-time. One request that cannot be removed now (its data store unreachable, say) is left for a
+removes a blocking request shortly after its result is delivered, in the background, with the
+others delivered meanwhile (one transaction for many requests, instead of one each). One request that cannot be removed now (its data store unreachable, say) is left for a
 later pass and never stops the others.
 """
 from __future__ import annotations
@@ -30,6 +30,9 @@ SHUFFLED = b"shuffle"
 #: Delivered requests removed in one transaction at most: 3 deletes each, well within etcd's
 #: default --max-txn-ops (128).
 RELEASE_BATCH = 32
+#: How long a delivered request waits for others to be removed with it: each removal is a write
+#: that etcd syncs to disk and sends to every process watching the workflow's requests.
+RELEASE_LINGER_S = 0.1
 
 
 class Cleaner:
@@ -65,7 +68,7 @@ class Cleaner:
 
     def release_soon(self, request: Request) -> None:
         """Remove a finished request whose result was delivered, in a greenlet of its own, with
-        every other one delivered meanwhile in one transaction. One this process does not get
+        every other one delivered within RELEASE_LINGER_S in one transaction. One this process does not get
         to remove (it exits first) goes when its cleanup entry is due."""
         if not self.engine.settings.do_cleanup_requests:
             return
@@ -75,6 +78,7 @@ class Cleaner:
 
     def _release_delivered(self) -> None:
         try:
+            gevent.sleep(RELEASE_LINGER_S)
             while self._delivered:
                 batch = self._delivered[:RELEASE_BATCH]
                 del self._delivered[:RELEASE_BATCH]

@@ -67,6 +67,18 @@ def test_requests_delivered_together_are_removed_in_one_transaction(cluster, mon
     assert counting.transactions == 1
 
 
+def test_requests_delivered_one_after_another_within_the_linger_go_together(cluster,
+                                                                            monkeypatch):
+    """The removing greenlet runs as soon as the first is delivered; it waits for the others."""
+    requests = finished_requests(cluster, 3)
+    counting = counting_transactions(cluster, monkeypatch)
+    for request in requests:
+        cluster.engine.cleaner.release_soon(request)
+        gevent.sleep(0)
+    assert removed(cluster, requests)
+    assert counting.transactions == 1
+
+
 def test_requests_delivered_while_others_are_removed_go_together_next(cluster, monkeypatch):
     first, *later = finished_requests(cluster, 3)
     removing, go_on = gevent.event.Event(), gevent.event.Event()
