@@ -533,12 +533,14 @@ class Engine:
 
         def touch_forever():
             while True:
-                gevent.sleep(interval)
                 message.touch()
                 if not marked:
                     marked.append(self._mark_active(active_key, trace))
+                gevent.sleep(interval)
 
-        toucher = gevent.spawn(touch_forever)
+        # Not started before its first touch: most invocations end sooner, and killing a
+        # greenlet that never ran costs no switch into it.
+        toucher = gevent.spawn_later(interval, touch_forever)
         try:
             yield
         finally:
