@@ -1,9 +1,11 @@
 """The request tracker over both KV backends: paged loading, bad records, bounded memory."""
 import gevent
+import pytest
 
 from mr import codec
 from mr.engine import tracker as tracker_module
 from mr.engine.tracker import RequestTracker
+from mr.kv.memory import MemoryKV
 from mr.models import Request
 from mr.models.keys import Keys
 
@@ -93,5 +95,160 @@ def test_a_waiter_learns_that_a_request_removed_while_running_is_gone(kv, kv_pre
         gevent.sleep(0.1)
         kv.delete(keys.entity(Request.kind, "w", request_id))
         assert waiter.get(timeout=5) is None  # gone, not "running"
+    finally:
+        tracker.stop()
+
+
+def wait_until(condition, timeout_s: float = 5) -> None:
+    with gevent.Timeout(timeout_s):
+        while not condition():
+            gevent.sleep(0.01)
+
+
+def finish(kv, keys, request_id: str) -> None:
+    key = keys.entity(Request.kind, "w", request_id)
+    kv.put(key, Request.decode(request_id, kv.get(key).value).replace(state="done").encode())
+
+
+def reads_refused(monkeypatch, kv) -> None:
+    """From now on the KV answers no read: what follows must come from the tracker's cache."""
+    def refused(key):
+        raise AssertionError(f"read {key} from the KV")
+
+    monkeypatch.setattr(kv, "get", refused)
+
+
+def test_the_oldest_finished_request_is_forgotten_first(kv, kv_prefix, monkeypatch):
+    monkeypatch.setattr(tracker_module, "FINISHED_REMEMBERED", 2)
+    keys = Keys(kv_prefix)
+    tracker = RequestTracker(kv, keys)
+    tracker.start("w")
+    try:
+        finished = []
+        for _ in range(3):
+            finished.append(store(kv, keys, "done"))
+            wait_until(lambda: tracker.is_finished("w", finished[-1]))
+        assert [tracker.is_finished("w", request_id) for request_id in finished] == [
+            False, True, True]
+    finally:
+        tracker.stop()
+
+
+def test_a_request_recorded_here_is_known_without_a_kv_read(kv, kv_prefix, monkeypatch):
+    """What the front end records, its wait and the worker's first look find in the cache."""
+    keys = Keys(kv_prefix)
+    tracker = RequestTracker(kv, keys)
+    tracker.start("w")
+    try:
+        request = Request(workflow="w", job_name="j", root_invocation_id="a" * 32,
+                          state="running", blocking=True)
+        tracker.track(request)
+        reads_refused(monkeypatch, kv)
+        assert tracker.get("w", request.request_id) is request
+        assert tracker.running_count("w") == 1
+    finally:
+        tracker.stop()
+
+
+def test_a_request_seen_finished_is_not_tracked_as_running_afterwards(kv, kv_prefix):
+    keys = Keys(kv_prefix)
+    tracker = RequestTracker(kv, keys)
+    tracker.start("w")
+    try:
+        request_id = store(kv, keys, "done")
+        wait_until(lambda: tracker.is_finished("w", request_id))
+        running = Request.decode(request_id, kv.get(
+            keys.entity(Request.kind, "w", request_id)).value).replace(state="running")
+        tracker.track(running)  # a late copy of what it was when recorded
+        assert tracker.running_count("w") == 0
+    finally:
+        tracker.stop()
+
+
+def test_a_request_read_from_the_kv_is_cached_when_its_workflow_is_followed(kv, kv_prefix,
+                                                                          monkeypatch):
+    keys = Keys(kv_prefix)
+    tracker = RequestTracker(kv, keys)
+    tracker.start("w")
+    try:
+        request_id = store(kv, keys, "running")
+        wait_until(lambda: ("w", request_id) in tracker._requests)
+        tracker._requests.pop(("w", request_id))  # as if its creation were not seen yet
+        stored = kv.get(keys.entity(Request.kind, "w", request_id))
+        read = tracker.get("w", request_id)
+        assert (read.request_id, read.state, read.mod_revision) == (
+            request_id, "running", stored.mod_revision)
+        reads_refused(monkeypatch, kv)
+        assert tracker.get("w", request_id).request_id == request_id
+        assert tracker.running_count("w") == 1
+    finally:
+        tracker.stop()
+
+
+def test_a_request_of_a_workflow_not_followed_is_read_afresh_every_time(kv, kv_prefix):
+    """Nothing would tell this process that it finished: it is never cached."""
+    keys = Keys(kv_prefix)
+    tracker = RequestTracker(kv, keys)
+    request_id = store(kv, keys, "running")
+    assert tracker.get("w", request_id).state == "running"
+    finish(kv, keys, request_id)
+    assert tracker.get("w", request_id).state == "done"
+    assert tracker.running_count("w") == 0
+
+
+def test_a_finished_request_no_longer_remembered_is_read_but_not_counted(kv, kv_prefix,
+                                                                         monkeypatch):
+    monkeypatch.setattr(tracker_module, "FINISHED_REMEMBERED", 1)
+    keys = Keys(kv_prefix)
+    tracker = RequestTracker(kv, keys)
+    tracker.start("w")
+    try:
+        forgotten, later = store(kv, keys, "done"), store(kv, keys, "done")
+        wait_until(lambda: not tracker.is_finished("w", forgotten)
+                   and tracker.is_finished("w", later))
+        assert tracker.get("w", forgotten).state == "done"
+        assert tracker.running_count("w") == 0
+    finally:
+        tracker.stop()
+
+
+def test_a_wait_that_ends_leaves_no_waiter_behind(kv, kv_prefix):
+    """However a wait ends (timed out, or finished before it began), its process keeps
+    nothing of it: a front end waits for millions of requests."""
+    keys = Keys(kv_prefix)
+    tracker = RequestTracker(kv, keys)
+    tracker.start("w")
+    try:
+        running, done = store(kv, keys, "running"), store(kv, keys, "done")
+        wait_until(lambda: tracker.is_finished("w", done))
+        with pytest.raises(gevent.Timeout):
+            tracker.wait("w", running, 0.05)
+        assert tracker.wait("w", done, 5).state == "done"
+        assert tracker._waiters == {}
+    finally:
+        tracker.stop()
+
+
+def test_a_watch_that_fell_behind_compaction_reloads_what_it_missed():
+    """Its requests are read again: those that finished meanwhile are known finished, those
+    removed are no longer counted (other workflows' are kept), and the watch goes on."""
+    kv, keys = MemoryKV(), Keys("/t")
+    tracker = RequestTracker(kv, keys)
+    removed, finishing = store(kv, keys, "running"), store(kv, keys, "running")
+    missed_from = kv.current_revision()
+    tracker._load("w")
+    tracker.track(Request(workflow="v", job_name="j", root_invocation_id="a" * 32,
+                          state="running", blocking=True))  # another workflow's: kept
+    kv.delete(keys.entity(Request.kind, "w", removed))
+    finish(kv, keys, finishing)
+    kv.compact(kv.current_revision())
+    follower = gevent.spawn(tracker._follow, "w", missed_from)
+    tracker._greenlets["w"] = follower
+    try:
+        wait_until(lambda: tracker.is_finished("w", finishing))
+        assert (tracker.running_count("w"), tracker.running_count("v")) == (0, 1)
+        later = store(kv, keys, "running")
+        wait_until(lambda: tracker.running_count("w") == 1)
+        assert tracker.get("w", later).state == "running"
     finally:
         tracker.stop()
