@@ -42,7 +42,7 @@ def partition_of(key: Any, partitions: int) -> int:
 def sort_key(key: Any) -> tuple:
     """A total order over encodable keys: str, then numbers (an int just before an equal float,
     NaN after every number), then bytes, then bool, then anything else by its encoding. Keys
-    equal here are one key, as in mr.engine.grouping: 1, 1.0 and True are three keys."""
+    equal here are one key, as in mr.grouping: 1, 1.0 and True are three keys."""
     if isinstance(key, str):
         return (0, key)
     if isinstance(key, bool):  # before int: a bool is an int

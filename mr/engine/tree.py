@@ -33,13 +33,13 @@ from mr import codec
 from mr.data.base import DataError
 from mr.engine.dispatch import child_id
 from mr.engine.errors import HandlerFailure, RequestFinished, engine_error
-from mr.engine.grouping import group_by_key, merge_groups
 from mr.engine.messages import MAP, REDUCE, InvocationMessage
 from mr.engine.results import Results
 from mr.engine.shuffle import Partitioning
 from mr.engine.trace import (DONE_PHASE, MAP_PHASE, CommitTrace, TraceRecorder, counted,
                              note_outcome, partition_phase, summed)
 from mr.executor import Task
+from mr.grouping import group_by_key, merge_groups
 from mr.kv.base import Compare, Get, Put, RangeResult
 from mr.models import Invocation, Request
 from mr.models.request import INLINE_LIMIT_BYTES
@@ -168,12 +168,29 @@ class Tree:
                                 source={"splits": pairs[0][1]}, sink=sink)
             self._complete(request, invocation, outcome.written, outcome.session)
             return
-        outcome = self._run(request, invocation, mapper_name, pairs, {})
+        reducer = self._reducer_to_follow(request, invocation)
+        outcome = self._run(request, invocation, mapper_name, pairs, {}, then=reducer)
         if outcome.directive["kind"] == "map":
             self._branch(request, invocation, outcome.directive["step"], outcome.pairs,
                          outcome.session)
+        elif reducer is not None:  # a leaf, reduced by the same exchange with the executor
+            reduced = self._checked(request, invocation, reducer.handler_name, outcome.then)
+            self._complete(request, invocation, _reduced(reduced), outcome.session,
+                           counted_before={})  # a leaf: at the root, nothing else counted
         else:
             self._return(request, invocation, outcome.pairs, outcome.session)
+
+    def _reducer_to_follow(self, request: Request,
+                           invocation: InvocationMessage) -> Task | None:
+        """The reducer the mapper's executor child runs right after it, should the mapper
+        return its pairs (a leaf), as ``_return`` would: when no combiner comes between them and
+        it needs no other capability than the mapper's."""
+        mapper_name, combiner_name, reducer_name = self.dispatch.step(request, invocation.step)
+        if combiner_name is not None or (self.dispatch.capability(request, reducer_name)
+                                         != self.dispatch.capability(request, mapper_name)):
+            return None
+        return self._task(request, invocation, reducer_name, [], {},
+                          sink=self._output_sink(request, invocation))
 
     def _return(self, request: Request, invocation: InvocationMessage, pairs: list,
                 session: dict) -> None:
@@ -503,12 +520,20 @@ class Tree:
 
     def _run(self, request: Request, invocation: InvocationMessage, handler_name: str,
              inputs: list, session: dict, source: dict | None = None,
-             sink: dict | None = None):
+             sink: dict | None = None, then: Task | None = None):
         """Run a handler; with a source or a sink, the executor child reads or writes the data
-        itself (mr.executor.plans)."""
+        itself (mr.executor.plans); ``then``: a reducer to run right after it, a mapper, should
+        it return its pairs (ExecutorPool.run)."""
         outcome = self.engine.executor.run(
             self._task(request, invocation, handler_name, inputs, session, source=source,
-                       sink=sink), timeout_s=self.engine.settings.invocation_timeout_s)
+                       sink=sink), timeout_s=self.engine.settings.invocation_timeout_s,
+            then=then)
+        return self._checked(request, invocation, handler_name, outcome)
+
+    def _checked(self, request: Request, invocation: InvocationMessage, handler_name: str,
+                 outcome):
+        """A handler's outcome, its notices queued and its trace noted; DataError or
+        HandlerFailure when it failed."""
         self.engine.notifier.queue_messages(request, invocation.invocation_id, handler_name,
                                             outcome.notices)
         note_outcome(handler_name, outcome)

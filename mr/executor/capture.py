@@ -97,7 +97,7 @@ class InvocationOutput:
 
     def finish(self) -> tuple[str, ...]:
         """The text of each stream, with what was written until now (the FIFOs are drained), cut
-        with a note past OUTPUT_LIMIT_BYTES; then removes the FIFOs."""
+        with a note past OUTPUT_LIMIT_BYTES; then removes the FIFOs. Again: the same text."""
         for stream in self._streams:
             while self._take(stream, stream.read_available()):
                 pass
@@ -140,6 +140,8 @@ class _Stream:
         self.size = 0
 
     def read_available(self) -> bytes:
+        if self.fd is None:  # finished: nothing more to read
+            return b""
         try:
             return os.read(self.fd, _READ_SIZE)
         except BlockingIOError:

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import traceback
-from typing import Any
+from typing import Any, Iterator
 
 from mr import codec
 from mr.executor.capture import redirected_output
@@ -29,6 +29,7 @@ from mr.executor.protocol import (OUT_OF_MEMORY_EXIT_STATUS, ChildConfig, Handle
                                   write_frame)
 from mr.executor.python_processor import PythonProcessor
 from mr.executor.scope import ScopeFactoryError, WorkflowScopes
+from mr.grouping import group_by_key
 from mr.notify.notices import collecting as collecting_notices
 
 #: Where a child keeps the pipes to its pool.
@@ -50,15 +51,40 @@ class _TaskRunner:
         self._reserve = MemoryReserve()
         self._by_source_type = processors(config)
 
-    def serve(self, request: dict[str, Any]) -> bytes:
-        """The encoded reply to one request (the output goes to the pool's FIFOs)."""
+    def serve(self, request: dict[str, Any]) -> Iterator[bytes]:
+        """The encoded replies to one request, one per handler run (their output goes to the
+        pool's FIFOs). A request with a reducer to follow (``then``) runs it when the mapper
+        returned its pairs: over them, grouped by key, and the mapper's session, both as the
+        pool would have sent them back (decoded from their encoding: tuples become lists);
+        those pairs stay here. The mapper's reply says whether the reducer runs
+        (``continues``), so that the pool knows whether a second reply comes."""
         task = Task(**request["task"])
-        with redirected_output(request["stdout_path"], request["stderr_path"]), \
+        reply = self._captured(task, request["stdout_path"], request["stderr_path"])
+        follow = request.get("then")
+        handed_on = None
+        if follow is not None and reply["error"] is None and reply["directive"] == {
+                "kind": "return"}:
+            handed_on = _as_sent({"pairs": reply["pairs"], "session": reply["session"]})
+        if follow is not None:
+            reply["continues"] = handed_on is not None
+            if handed_on is not None:
+                reply["pairs"] = []
+        encoded, as_run = self.encode_reply(task, reply)
+        yield encoded
+        if handed_on is not None and as_run:
+            reducer = Task(**{**follow["task"], "inputs": group_by_key(handed_on["pairs"]),
+                              "session": handed_on["session"]})
+            yield self.encode_reply(reducer, self._captured(
+                reducer, follow["stdout_path"], follow["stderr_path"]))[0]
+
+    def _captured(self, task: Task, stdout_path: str, stderr_path: str) -> dict[str, Any]:
+        """The reply for one invocation, its output written to these FIFOs."""
+        with redirected_output(stdout_path, stderr_path), \
                 collecting_notices() as notices, reporting.collecting() as reports:
             reply = self.run_task(task)
         reply["notices"] = notices
         reply.update(reports.to_reply())
-        return self.encode_reply(task, reply)
+        return reply
 
     def run_task(self, task: Task) -> dict[str, Any]:
         """The reply for one invocation, without its output."""
@@ -126,21 +152,31 @@ class _TaskRunner:
                                            f"return an int")
         return number % partitions
 
-    def encode_reply(self, task: Task, reply: dict[str, Any]) -> bytes:
-        """The encoded reply, or the encoded failure that names what could not be encoded."""
+    def encode_reply(self, task: Task, reply: dict[str, Any]) -> tuple[bytes, bool]:
+        """The encoded reply, or the encoded failure that names what could not be encoded;
+        and whether it is the reply as given."""
         try:
-            return encode_message(reply)
+            return encode_message(reply), True
         except MemoryError:
             self._reserve.release()
             return encode_message(_failed(task, memory_error(task.handler_name,
-                                                             self.memory_limit_mb)))
+                                                             self.memory_limit_mb))), False
         except codec.CodecError as error:
             culprit = next((f"pair {pair!r:.200}" for pair in reply["pairs"]
                             if not _encodable(pair)), "its session")
             return encode_message(_failed(task, handler_error(
                 "handler", HandlerProtocolError.__name__,
                 f"{task.handler_type} {task.handler_name!r} produced {culprit}, which cannot be "
-                f"encoded: {error}")))
+                f"encoded: {error}"))), False
+
+
+def _as_sent(values: Any) -> Any:
+    """``values`` as the other side of the pipe would read them; None if they cannot be
+    encoded (the reply that carries them says why)."""
+    try:
+        return codec.decode(codec.encode(values))
+    except (codec.CodecError, MemoryError):
+        return None
 
 
 def _failed(task: Task, error: dict[str, str]) -> dict[str, Any]:
@@ -196,9 +232,9 @@ def serve(request_fd: int, reply_fd: int, parent_pid: int) -> int:
         return 0
     while True:
         try:
-            reply = runner.serve(read_message(read))
+            for reply in runner.serve(read_message(read)):
+                write_frame(write, reply)
         except EOFError:
             return 0
         except MemoryError:  # even its failure could not be reported: the pool knows this status
             os._exit(OUT_OF_MEMORY_EXIT_STATUS)
-        write_frame(write, reply)

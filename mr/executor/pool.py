@@ -88,10 +88,12 @@ class _Child:
     def _write(self, payload: bytes) -> None:
         write_frame(functools.partial(gevent_os.nb_write, self._request_write), payload)
 
-    def exchange(self, payload: bytes) -> dict | None:
-        """Send one request and wait for its reply; None if the child died."""
+    def exchange(self, payload: bytes | None) -> dict | None:
+        """Send one request and wait for its reply (None: wait for the next reply to the
+        request sent last); None if the child died."""
         try:
-            self._write(payload)
+            if payload is not None:
+                self._write(payload)
             return read_message(functools.partial(gevent_os.nb_read, self._reply_read))
         except (EOFError, OSError):
             return None
@@ -122,6 +124,12 @@ class _Child:
         if code is not None and code < 0:
             return f"killed by signal {signal.Signals(-code).name}"
         return f"exit status {code}"
+
+
+def _finish_all(outputs: list[InvocationOutput]) -> None:
+    """Drain and remove the FIFOs of every handler's run (those already finished are left)."""
+    for output in outputs:
+        output.finish()
 
 
 def _child_environment() -> dict[str, str]:
@@ -204,46 +212,73 @@ class ExecutorPool:
         """How many children run an invocation now."""
         return sum(child.busy_since is not None for child in self._children)
 
-    def run(self, task: Task, timeout_s: float | None = None) -> Outcome:
+    def run(self, task: Task, timeout_s: float | None = None,
+            then: Task | None = None) -> Outcome:
         """Run ``task`` in an idle child (waiting for one); the outcome of the handler, whatever
-        it did. CodecError if the task itself cannot be encoded."""
+        it did. ``then``: a reducer the same child runs right after the mapper ``task``, over its
+        pairs grouped by key, if the mapper returns them: one exchange with the child where two
+        would be, each handler with its own time limit and output capture; its outcome is the
+        mapper's ``then``. CodecError if a task itself cannot be encoded."""
         timeout_s = self.default_timeout_s if timeout_s is None else timeout_s
-        number = next(self._invocation_numbers)
-        output_paths = [os.path.join(self._output_dir, f"{number}.{name}")
-                        for name in ("stdout", "stderr")]
-        payload = encode_message({"task": task.to_message(), "stdout_path": output_paths[0],
-                                  "stderr_path": output_paths[1]})
+        tasks = [task] if then is None else [task, then]
+        paths = [self._output_paths() for _ in tasks]
+        request = [{"task": each.to_message(), "stdout_path": stdout, "stderr_path": stderr}
+                   for each, (stdout, stderr) in zip(tasks, paths)]
+        payload = encode_message({**request[0], "then": request[1]} if then else request[0])
         child = self._take_idle_child(task.workflow)
+        outputs: list[InvocationOutput] = []
         try:
-            output = InvocationOutput(output_paths, self.max_output_mb << 20)
+            for output_paths in paths:
+                outputs.append(InvocationOutput(output_paths, self.max_output_mb << 20))
         except BaseException:
+            _finish_all(outputs)
             self._release(child)
             raise
+        try:
+            outcome, usable, goes_on = self._phase(child, task, outputs[0], payload, timeout_s)
+            if goes_on:
+                outcome.then, usable, _ = self._phase(child, then, outputs[1], None, timeout_s)
+        finally:
+            _finish_all(outputs)
+        if usable:
+            self._release(child)
+        return outcome
+
+    def _output_paths(self) -> tuple[str, str]:
+        """Where one handler's run writes its stdout and stderr (FIFOs the pool makes)."""
+        number = next(self._invocation_numbers)
+        return (os.path.join(self._output_dir, f"{number}.stdout"),
+                os.path.join(self._output_dir, f"{number}.stderr"))
+
+    def _phase(self, child: _Child, task: Task, output: InvocationOutput,
+               payload: bytes | None, timeout_s: float) -> tuple[Outcome, bool, bool]:
+        """One handler's run in ``child``: ``payload`` sent (None: already sent), its reply
+        awaited within ``timeout_s``. Its outcome; whether the child can run more (one that
+        cannot is retired here); whether it goes on with the reducer sent with the mapper."""
         stopped = False  # by the pool: it ran too long, or wrote too much
         try:
             with output.reading(), gevent.Timeout(timeout_s, _TimedOut):
                 reply = child.exchange(payload)
         except (_TimedOut, OutputExceeded):
-            stopped, reply = True, None
+            stopped, reply, usable = True, None, False
             self._retire(child, grace_s=0)
         except BaseException:  # e.g. the caller was killed mid-exchange: the child is unusable
             self._retire(child, grace_s=0)
-            output.finish()
             raise
         else:
-            if reply is None or (reply["error"] or {}).get("kind") == "memory":
+            usable = reply is not None and (reply["error"] or {}).get("kind") != "memory"
+            if not usable:
                 self._retire(child, grace_s=_DYING_CHILD_GRACE_S)
-            else:
-                self._release(child)
         stdout, stderr = output.finish()
         error = self._failure(task, child, reply, stopped, output.exceeded, timeout_s)
         if error is not None:
             reply = self._failed(task, error)
-        return Outcome(ok=reply["error"] is None, directive=reply["directive"],
-                       pairs=reply["pairs"], session=reply["session"], stdout=stdout,
-                       stderr=stderr, error=reply["error"], written=reply.get("written"),
-                       notices=reply.get("notices", []), counters=reply.get("counters", {}),
-                       status=reply.get("status"))
+        outcome = Outcome(ok=reply["error"] is None, directive=reply["directive"],
+                          pairs=reply["pairs"], session=reply["session"], stdout=stdout,
+                          stderr=stderr, error=reply["error"], written=reply.get("written"),
+                          notices=reply.get("notices", []),
+                          counters=reply.get("counters", {}), status=reply.get("status"))
+        return outcome, usable, usable and reply.get("continues", False)
 
     def _failure(self, task: Task, child: _Child, reply: dict | None, stopped: bool,
                  wrote_too_much: bool, timeout_s: float) -> dict | None:

@@ -104,6 +104,10 @@ class Outcome:
     counters: dict = dataclasses.field(default_factory=dict)
     #: The last status the handler set (``set_status``), if any.
     status: str | None = None
+    #: A mapper's run with a reducer to follow (``ExecutorPool.run(then=...)``): the reducer's
+    #: outcome, when the mapper returned its pairs, which then stay in the child (``pairs`` is
+    #: empty); None when the mapper failed or mapped to a step.
+    then: "Outcome | None" = None
 
 
 def handler_error(kind: str, error_type: str, message: str, traceback: str = "") -> dict[str, str]:

@@ -10,7 +10,7 @@ import time
 
 import gevent
 
-from mr.engine.grouping import INLINE_PAIRS, SORT_RUN_KEYS, group_by_key
+from mr.grouping import INLINE_PAIRS, SORT_RUN_KEYS, group_by_key
 from tests.conftest import TEST_MESSAGE_TIMEOUT_S
 
 CHILDREN = 50

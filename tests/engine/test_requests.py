@@ -1,6 +1,8 @@
 """Requests end to end, in both modes: the JobX protocol and its failure answers."""
 import collections
 
+import pytest
+
 
 LEAF_MAPPER = """
 yield MrConfigureToReturn()
@@ -47,6 +49,32 @@ def test_a_branching_request_reduces_every_child(cluster):
     request = cluster.run("wordcount", DOCUMENTS)
     assert request.state == "done"
     assert dict(cluster.engine.result(request)) == EXPECTED
+
+
+def executor_runs(cluster, monkeypatch) -> list[list[str]]:
+    """The handlers of each exchange with an executor child, from now on."""
+    runs = []
+    run = cluster.engine.executor.run
+
+    def counted(task, timeout_s=None, then=None):
+        runs.append([task.handler_name, *([then.handler_name] if then else [])])
+        return run(task, timeout_s, then=then)
+
+    monkeypatch.setattr(cluster.engine.executor, "run", counted)
+    return runs
+
+
+@pytest.mark.parametrize("with_branch", [False, True])
+def test_a_leafs_mapper_and_reducer_make_one_exchange_with_its_executor_child(
+        cluster, monkeypatch, with_branch):
+    """A mapper that maps to a step does not run the reducer sent with it; the branch's own
+    reduction is an exchange of its own."""
+    wordcount(cluster, with_branch)
+    runs = executor_runs(cluster, monkeypatch)
+    request = cluster.run("wordcount", DOCUMENTS)
+    assert dict(cluster.engine.result(request)) == EXPECTED
+    assert sorted(runs) == sorted([["split", "sum"], *[["count_map", "sum"]] * 3, ["sum"]]
+                                  if with_branch else [["count_map", "sum"]])
 
 
 def test_children_with_large_reductions_pass_them_through_the_data_store(cluster):
@@ -107,7 +135,7 @@ for key, value in arguments:
     assert dict(cluster.engine.result(request)) == {"items": 9, "total": 0 + 1 + 3 + 0 + 1}
 
 
-def test_a_custom_combiner_runs_between_mapper_and_reducer(cluster):
+def test_a_custom_combiner_runs_between_mapper_and_reducer(cluster, monkeypatch):
     cluster.handler("words", "mapper", LEAF_MAPPER)
     cluster.handler("partial_sums", "combiner", """
 totals = {}
@@ -123,9 +151,11 @@ for key, values in results:
 """)
     cluster.step("count", "words", "check_combined", combiner="partial_sums")
     cluster.job("combined", "count")
+    runs = executor_runs(cluster, monkeypatch)
     request = cluster.run("combined", DOCUMENTS)
     assert request.state == "done", request.error
     assert dict(cluster.engine.result(request)) == EXPECTED
+    assert runs == [["words"], ["partial_sums"], ["check_combined"]]  # an exchange each
 
 
 def test_sessions_pass_from_mapper_and_combiner_to_reducer(cluster):

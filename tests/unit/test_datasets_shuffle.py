@@ -14,7 +14,7 @@ import pytest
 from mr import codec
 from mr.datasets.formats import DatasetError, open_writer, read_pairs
 from mr.datasets.shuffle import Spiller, merged_groups, partition_of, sort_key
-from mr.engine.grouping import group_by_key
+from mr.grouping import group_by_key
 from tests.unit.test_datasets_formats import typed
 
 KEYS = ["word", "", "é€𝄞", 0, 1, -7, 2**63 - 1, 1.0, 2.5, -0.5, True, False, b"", b"\x00key",

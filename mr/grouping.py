@@ -1,6 +1,8 @@
 """The default combiner: group values by key, as reducers expect their ``results``.
 
-A branch's reducer gets the union of all its children's results grouped here: millions of pairs
+The engine groups a branch's children's results here before its reducer runs, and an executor
+child groups a leaf's mapped pairs before the reducer it runs right after the mapper (so both
+group alike). A branch's reducer gets the union of all its children's results: millions of pairs
 on a large fan-in, seconds of CPU. Past :data:`INLINE_PAIRS` pairs the grouping runs in a native
 thread (:mod:`mr.offload`) so that the event loop keeps serving other messages. The keys are
 sorted in runs of :data:`SORT_RUN_KEYS`, merged by Python code, because one ``sort`` call over a
