@@ -5,16 +5,17 @@ import pytest
 from mr import codec
 from mr.engine import tracker as tracker_module
 from mr.engine.tracker import RequestTracker
+from mr.kv.base import KVError
 from mr.kv.memory import MemoryKV
 from mr.models import Request
 from mr.models.keys import Keys
 
 
-def store(kv, keys, state, **extra):
-    request = Request(workflow="w", job_name="j", root_invocation_id="a" * 32, state=state,
+def store(kv, keys, state, workflow="w", **extra):
+    request = Request(workflow=workflow, job_name="j", root_invocation_id="a" * 32, state=state,
                       blocking=False)
     value = {**codec.decode(request.encode()), **extra}
-    kv.put(keys.entity(Request.kind, "w", request.request_id), codec.encode(value))
+    kv.put(keys.entity(Request.kind, workflow, request.request_id), codec.encode(value))
     return request.request_id
 
 
@@ -250,5 +251,85 @@ def test_a_watch_that_fell_behind_compaction_reloads_what_it_missed():
         later = store(kv, keys, "running")
         wait_until(lambda: tracker.running_count("w") == 1)
         assert tracker.get("w", later).state == "running"
+    finally:
+        tracker.stop()
+
+
+def test_a_request_loaded_at_start_keeps_the_revision_it_was_read_at(kv, kv_prefix):
+    keys = Keys(kv_prefix)
+    request_id = store(kv, keys, "running")
+    tracker = RequestTracker(kv, keys)
+    tracker.start("w")
+    try:
+        assert tracker.get("w", request_id).mod_revision == kv.get(
+            keys.entity(Request.kind, "w", request_id)).mod_revision
+    finally:
+        tracker.stop()
+
+
+def test_stopping_one_workflow_keeps_following_the_others(kv, kv_prefix):
+    keys = Keys(kv_prefix)
+    tracker = RequestTracker(kv, keys)
+    tracker.start("w")
+    tracker.start("v")
+    try:
+        tracker.stop("w")
+        tracker.stop("never-followed")  # no error
+        store(kv, keys, "running", workflow="w")
+        store(kv, keys, "running", workflow="v")
+        wait_until(lambda: tracker.running_count("v") == 1)
+        gevent.sleep(0.2)  # what the stopped watch would have seen by now
+        assert tracker.running_count("w") == 0
+    finally:
+        tracker.stop()
+
+
+class WatchBreaksOnce:
+    """The KV, whose first watch breaks after its first event (a connection lost)."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.broken = False
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def watch(self, *args, **kwargs):
+        watch = self._inner.watch(*args, **kwargs)
+        if self.broken:
+            return watch
+        self.broken = True
+        return BreaksAfterOneEvent(watch)
+
+
+class BreaksAfterOneEvent:
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __enter__(self):
+        self._inner.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        return self._inner.__exit__(*exc_info)
+
+    def __iter__(self):
+        for event in self._inner:
+            yield event
+            raise KVError("the connection broke")
+
+
+def test_a_watch_that_breaks_goes_on_after_the_last_event_it_saw(kv_prefix):
+    """After a pause, from the revision after that event: nothing is missed or seen twice."""
+    kv, keys = WatchBreaksOnce(MemoryKV()), Keys(kv_prefix)
+    tracker = RequestTracker(kv, keys)
+    tracker.start("w")
+    try:
+        first = store(kv, keys, "running")
+        wait_until(lambda: kv.broken and tracker.running_count("w") == 1)
+        second = store(kv, keys, "running")  # while the watch is down
+        finish(kv, keys, first)
+        wait_until(lambda: tracker.is_finished("w", first))
+        assert tracker.running_count("w") == 1 and tracker.get("w", second).state == "running"
     finally:
         tracker.stop()
