@@ -1,4 +1,6 @@
 """The request tracker over both KV backends: paged loading, bad records, bounded memory."""
+import contextlib
+
 import gevent
 import pytest
 
@@ -17,6 +19,18 @@ def store(kv, keys, state, workflow="w", **extra):
     value = {**codec.decode(request.encode()), **extra}
     kv.put(keys.entity(Request.kind, workflow, request.request_id), codec.encode(value))
     return request.request_id
+
+
+@contextlib.contextmanager
+def following(kv, kv_prefix: str):
+    """A tracker following workflow ``w``, and the keys it reads; stopped afterwards."""
+    keys = Keys(kv_prefix)
+    tracker = RequestTracker(kv, keys)
+    tracker.start("w")
+    try:
+        yield tracker, keys
+    finally:
+        tracker.stop()
 
 
 def test_loading_pages_skips_bad_records_and_keeps_only_running_ones(kv, kv_prefix,
@@ -59,10 +73,7 @@ def test_finished_requests_are_remembered_within_a_bound(kv, kv_prefix, monkeypa
 
 def test_a_request_seen_finishing_during_a_read_is_not_cached_as_running(kv, kv_prefix,
                                                                           monkeypatch):
-    keys = Keys(kv_prefix)
-    tracker = RequestTracker(kv, keys)
-    tracker.start("w")
-    try:
+    with following(kv, kv_prefix) as (tracker, keys):
         request_id = store(kv, keys, "running")
         read = kv.get
 
@@ -79,15 +90,10 @@ def test_a_request_seen_finishing_during_a_read_is_not_cached_as_running(kv, kv_
         monkeypatch.setattr(tracker._kv, "get", read_then_finish_meanwhile)
         assert tracker.get("w", request_id).state == "running"  # what the read said
         assert ("w", request_id) not in tracker._requests
-    finally:
-        tracker.stop()
 
 
 def test_a_waiter_learns_that_a_request_removed_while_running_is_gone(kv, kv_prefix):
-    keys = Keys(kv_prefix)
-    tracker = RequestTracker(kv, keys)
-    tracker.start("w")
-    try:
+    with following(kv, kv_prefix) as (tracker, keys):
         request_id = store(kv, keys, "running")
         with gevent.Timeout(5):
             while ("w", request_id) not in tracker._requests:
@@ -96,8 +102,6 @@ def test_a_waiter_learns_that_a_request_removed_while_running_is_gone(kv, kv_pre
         gevent.sleep(0.1)
         kv.delete(keys.entity(Request.kind, "w", request_id))
         assert waiter.get(timeout=5) is None  # gone, not "running"
-    finally:
-        tracker.stop()
 
 
 def wait_until(condition, timeout_s: float = 5) -> None:
@@ -121,57 +125,39 @@ def reads_refused(monkeypatch, kv) -> None:
 
 def test_the_oldest_finished_request_is_forgotten_first(kv, kv_prefix, monkeypatch):
     monkeypatch.setattr(tracker_module, "FINISHED_REMEMBERED", 2)
-    keys = Keys(kv_prefix)
-    tracker = RequestTracker(kv, keys)
-    tracker.start("w")
-    try:
+    with following(kv, kv_prefix) as (tracker, keys):
         finished = []
         for _ in range(3):
             finished.append(store(kv, keys, "done"))
             wait_until(lambda: tracker.is_finished("w", finished[-1]))
         assert [tracker.is_finished("w", request_id) for request_id in finished] == [
             False, True, True]
-    finally:
-        tracker.stop()
 
 
 def test_a_request_recorded_here_is_known_without_a_kv_read(kv, kv_prefix, monkeypatch):
     """What the front end records, its wait and the worker's first look find in the cache."""
-    keys = Keys(kv_prefix)
-    tracker = RequestTracker(kv, keys)
-    tracker.start("w")
-    try:
+    with following(kv, kv_prefix) as (tracker, keys):
         request = Request(workflow="w", job_name="j", root_invocation_id="a" * 32,
                           state="running", blocking=True)
         tracker.track(request)
         reads_refused(monkeypatch, kv)
         assert tracker.get("w", request.request_id) is request
         assert tracker.running_count("w") == 1
-    finally:
-        tracker.stop()
 
 
 def test_a_request_seen_finished_is_not_tracked_as_running_afterwards(kv, kv_prefix):
-    keys = Keys(kv_prefix)
-    tracker = RequestTracker(kv, keys)
-    tracker.start("w")
-    try:
+    with following(kv, kv_prefix) as (tracker, keys):
         request_id = store(kv, keys, "done")
         wait_until(lambda: tracker.is_finished("w", request_id))
         running = Request.decode(request_id, kv.get(
             keys.entity(Request.kind, "w", request_id)).value).replace(state="running")
         tracker.track(running)  # a late copy of what it was when recorded
         assert tracker.running_count("w") == 0
-    finally:
-        tracker.stop()
 
 
 def test_a_request_read_from_the_kv_is_cached_when_its_workflow_is_followed(kv, kv_prefix,
                                                                           monkeypatch):
-    keys = Keys(kv_prefix)
-    tracker = RequestTracker(kv, keys)
-    tracker.start("w")
-    try:
+    with following(kv, kv_prefix) as (tracker, keys):
         request_id = store(kv, keys, "running")
         wait_until(lambda: ("w", request_id) in tracker._requests)
         tracker._requests.pop(("w", request_id))  # as if its creation were not seen yet
@@ -182,8 +168,6 @@ def test_a_request_read_from_the_kv_is_cached_when_its_workflow_is_followed(kv, 
         reads_refused(monkeypatch, kv)
         assert tracker.get("w", request_id).request_id == request_id
         assert tracker.running_count("w") == 1
-    finally:
-        tracker.stop()
 
 
 def test_a_request_of_a_workflow_not_followed_is_read_afresh_every_time(kv, kv_prefix):
@@ -200,34 +184,24 @@ def test_a_request_of_a_workflow_not_followed_is_read_afresh_every_time(kv, kv_p
 def test_a_finished_request_no_longer_remembered_is_read_but_not_counted(kv, kv_prefix,
                                                                          monkeypatch):
     monkeypatch.setattr(tracker_module, "FINISHED_REMEMBERED", 1)
-    keys = Keys(kv_prefix)
-    tracker = RequestTracker(kv, keys)
-    tracker.start("w")
-    try:
+    with following(kv, kv_prefix) as (tracker, keys):
         forgotten, later = store(kv, keys, "done"), store(kv, keys, "done")
         wait_until(lambda: not tracker.is_finished("w", forgotten)
                    and tracker.is_finished("w", later))
         assert tracker.get("w", forgotten).state == "done"
         assert tracker.running_count("w") == 0
-    finally:
-        tracker.stop()
 
 
 def test_a_wait_that_ends_leaves_no_waiter_behind(kv, kv_prefix):
     """However a wait ends (timed out, or finished before it began), its process keeps
     nothing of it: a front end waits for millions of requests."""
-    keys = Keys(kv_prefix)
-    tracker = RequestTracker(kv, keys)
-    tracker.start("w")
-    try:
+    with following(kv, kv_prefix) as (tracker, keys):
         running, done = store(kv, keys, "running"), store(kv, keys, "done")
         wait_until(lambda: tracker.is_finished("w", done))
         with pytest.raises(gevent.Timeout):
             tracker.wait("w", running, 0.05)
         assert tracker.wait("w", done, 5).state == "done"
         assert tracker._waiters == {}
-    finally:
-        tracker.stop()
 
 
 def test_a_watch_that_fell_behind_compaction_reloads_what_it_missed():
