@@ -4,8 +4,9 @@ Finishing a request writes a cleanup entry ``P/cleanup/<due>/<wf>/<id>`` in the 
 transaction, so no restart forgets a removal. The one worker that holds the sweeper's lease
 removes due requests (so workers never race each other over one request's data); a front end
 removes a blocking request shortly after its result is delivered, in the background, with the
-others delivered meanwhile (one transaction for many requests, instead of one each). One request that cannot be removed now (its data store unreachable, say) is left for a
-later pass and never stops the others.
+others delivered meanwhile (one transaction for many requests, instead of one each). One request
+that cannot be removed now (its data store unreachable, say) is left for a later pass and never
+stops the others.
 """
 from __future__ import annotations
 
@@ -68,8 +69,8 @@ class Cleaner:
 
     def release_soon(self, request: Request) -> None:
         """Remove a finished request whose result was delivered, in a greenlet of its own, with
-        every other one delivered within RELEASE_LINGER_S in one transaction. One this process does not get
-        to remove (it exits first) goes when its cleanup entry is due."""
+        every other one delivered within RELEASE_LINGER_S in one transaction. One this process
+        does not get to remove (it exits first) goes when its cleanup entry is due."""
         if not self.engine.settings.do_cleanup_requests:
             return
         self._delivered.append(request)

@@ -174,9 +174,8 @@ class Tree:
             self._branch(request, invocation, outcome.directive["step"], outcome.pairs,
                          outcome.session)
         elif reducer is not None:  # a leaf, reduced by the same exchange with the executor
-            reduced = self._checked(request, invocation, reducer.handler_name, outcome.then)
-            self._complete(request, invocation, _reduced(reduced), outcome.session,
-                           counted_before={})  # a leaf: at the root, nothing else counted
+            self._complete_leaf(request, invocation, self._checked(
+                request, invocation, reducer.handler_name, outcome.then), outcome.session)
         else:
             self._return(request, invocation, outcome.pairs, outcome.session)
 
@@ -185,28 +184,38 @@ class Tree:
         """The reducer the mapper's executor child runs right after it, should the mapper
         return its pairs (a leaf), as ``_return`` would: when no combiner comes between them and
         it needs no other capability than the mapper's."""
-        mapper_name, combiner_name, reducer_name = self.dispatch.step(request, invocation.step)
-        if combiner_name is not None or (self.dispatch.capability(request, reducer_name)
-                                         != self.dispatch.capability(request, mapper_name)):
+        _, combiner_name, reducer_name = self.dispatch.step(request, invocation.step)
+        if combiner_name is not None or not self._reduces_here(request, invocation.step):
             return None
         return self._task(request, invocation, reducer_name, [], {},
                           sink=self._output_sink(request, invocation))
 
+    def _reduces_here(self, request: Request, step: str) -> bool:
+        """Whether a leaf of ``step`` is reduced by the worker that mapped it: its reducer
+        needs no other capability than its mapper."""
+        mapper_name, _, reducer_name = self.dispatch.step(request, step)
+        return (self.dispatch.capability(request, reducer_name)
+                == self.dispatch.capability(request, mapper_name))
+
+    def _complete_leaf(self, request: Request, invocation: InvocationMessage, reduced,
+                       session: dict) -> None:
+        self._complete(request, invocation, _reduced(reduced), session,
+                       counted_before={})  # a leaf: at the root, nothing else counted
+
     def _return(self, request: Request, invocation: InvocationMessage, pairs: list,
                 session: dict) -> None:
-        """A leaf: combine, then reduce here unless the reducer needs another capability."""
-        mapper_name, combiner_name, reducer_name = self.dispatch.step(request, invocation.step)
+        """A leaf whose reducer did not follow its mapper in the executor child: combine, then
+        reduce here unless the reducer needs another capability."""
+        _, combiner_name, reducer_name = self.dispatch.step(request, invocation.step)
         if combiner_name is None:
             combined = group_by_key(pairs)
         else:
             outcome = self._run(request, invocation, combiner_name, pairs, session)
             combined, session = merge_groups(outcome.pairs), outcome.session
-        if (self.dispatch.capability(request, reducer_name)
-                == self.dispatch.capability(request, mapper_name)):
-            outcome = self._run(request, invocation, reducer_name, combined, session,
-                                sink=self._output_sink(request, invocation))
-            self._complete(request, invocation, _reduced(outcome), session,
-                           counted_before={})  # a leaf: at the root, nothing else counted
+        if self._reduces_here(request, invocation.step):
+            self._complete_leaf(request, invocation, self._run(
+                request, invocation, reducer_name, combined, session,
+                sink=self._output_sink(request, invocation)), session)
             return
         record = self._commit_record(request, invocation, session, combined_ref=(
             self.dispatch.put_pairs(request.workflow, request.request_id,

@@ -97,7 +97,7 @@ class InvocationOutput:
 
     def finish(self) -> tuple[str, ...]:
         """The text of each stream, with what was written until now (the FIFOs are drained), cut
-        with a note past OUTPUT_LIMIT_BYTES; then removes the FIFOs. Again: the same text."""
+        with a note past OUTPUT_LIMIT_BYTES; then removes the FIFOs. Called again, it returns the same text."""
         for stream in self._streams:
             while self._take(stream, stream.read_available()):
                 pass
