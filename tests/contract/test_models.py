@@ -320,6 +320,13 @@ def test_models_are_immutable_and_replace_checks():
     assert entity.replace(description="x").description == "x" and entity.description == "a job"
 
 
+def test_a_models_repr_names_its_class_and_every_field():
+    """What logs and tracebacks show of an entity."""
+    assert repr(job("j1")) == ("Job(workflow='w', name='j1', description='a job', "
+                               "initial_step_name='s', deadline_s=None, input=None, "
+                               "output=None, notify=None)")
+
+
 def test_errors_share_one_base():
     for error in [ValidationError, NotFoundError, AlreadyExistsError, ConflictError, InUseError,
                   InvalidReferenceError, ReadOnlySessionError]:
@@ -350,6 +357,10 @@ def test_stored_records_that_cannot_be_models_are_refused(populated, kv, kv_pref
         populated.get(Job, "w", "j1")
     kv.put(key, b"\xc1")
     with pytest.raises(ValidationError, match="^stored job 'j1': cannot decode"):
+        populated.get(Job, "w", "j1")
+    kv.put(key, codec.encode({"workflow": "w", "description": 7, "initial_step_name": "s"}))
+    with pytest.raises(ValidationError, match="^stored job 'j1': field 'description' must be "
+                                              "str, got int$"):
         populated.get(Job, "w", "j1")
 
 
