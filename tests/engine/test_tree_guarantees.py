@@ -23,7 +23,8 @@ from tests.engine.test_guarantees import (RecordedDelivery, deliver_again, recor
 from tests.engine.test_notify import wait_until, webhook
 from tests.engine.test_reliability import (assert_ran_once_each, expected, fan_out_job,
                                            run_log, sweep_after_stall, wait_done)
-from tests.engine.test_shuffle import SUM_REDUCER, TEXT, expected_counts
+from tests.engine.test_shuffle import (LINES_MAPPER, SUM_COMBINER, SUM_REDUCER, TEXT,
+                                       expected_counts, read_output)
 
 __all__ = ["run_log", "webhook"]  # fixtures of test_reliability and test_notify, used here too
 
@@ -151,6 +152,25 @@ def test_the_session_a_splits_mapper_stores_is_kept_for_inspection(cluster, tmp_
     assert root.mapped_count >= 1
     assert [session_of(cluster, request, child_id(request.root_invocation_id, position))
             for position in range(root.mapped_count)] == [{"seen": True}] * root.mapped_count
+
+
+def test_a_leaf_with_a_combiner_keeps_its_session_and_writes_through_the_file_writer(
+        cluster, tmp_path):
+    """A combiner keeps the reducer out of the mapper's exchange with its executor child: the
+    worker reduces the leaf itself, into the request's output files, and commits the session
+    its mapper stored."""
+    cluster.handler("lines", "mapper", "S_SET('lines', len(arguments))\n" + LINES_MAPPER)
+    cluster.handler("sum_combine", "combiner", SUM_COMBINER)
+    cluster.handler("sum", "reducer", SUM_REDUCER)
+    cluster.step("count", "lines", "sum", "sum_combine")
+    cluster.job("wordcount", "count")
+    lines = TEXT.split("\n")
+    request = cluster.run("wordcount", {str(number): line for number, line in enumerate(lines)},
+                          output={"url": str(tmp_path / "out"), "format": "jsonl"})
+    assert request.state == "done", request.error
+    assert len(request.output_parts) == 1
+    assert dict(read_output(request)) == expected_counts(TEXT)
+    assert session_of(cluster, request, request.root_invocation_id) == {"lines": len(lines)}
 
 
 def test_progress_counts_each_branchs_children_and_not_its_partitions(cluster):
