@@ -6,6 +6,8 @@ say; and how a partitioned branch hands its parts to a tree branch.
 These tests were written to catch the mutants of ``tree.py`` that the other tests let through
 (scripts/mutation).
 """
+import traceback
+
 import gevent
 
 from mr.engine import dispatch
@@ -18,10 +20,10 @@ from tests.engine.faults import (SimulatedCrash, answers_of, redeliver_after_han
 from tests.engine.test_data_guarantees import (WORDS, branch_to, documents_job,
                                                first_attempts_only, lagging, run_with_input,
                                                split_documents_job)
-from tests.engine.test_guarantees import (RecordedDelivery, deliver_again, record_publishes,
-                                          three_level_job, until)
+from tests.engine.test_guarantees import (RecordedDelivery, deliver_again, leaf_job,
+                                          record_publishes, three_level_job, until)
 from tests.engine.test_notify import wait_until, webhook
-from tests.engine.test_reliability import (assert_ran_once_each, expected, fan_out_job,
+from tests.engine.test_reliability import (LEAF, assert_ran_once_each, expected, fan_out_job,
                                            run_log, sweep_after_stall, wait_done)
 from tests.engine.test_shuffle import (LINES_MAPPER, SUM_COMBINER, SUM_REDUCER, TEXT,
                                        expected_counts, read_output)
@@ -171,6 +173,35 @@ def test_a_leaf_with_a_combiner_keeps_its_session_and_writes_through_the_file_wr
     assert len(request.output_parts) == 1
     assert dict(read_output(request)) == expected_counts(TEXT)
     assert session_of(cluster, request, request.root_invocation_id) == {"lines": len(lines)}
+
+
+def test_a_request_of_one_leaf_costs_its_worker_one_kv_call_the_commit(cluster, monkeypatch):
+    """Its mapper and reducer run in one exchange, and the root's commit is the request's only
+    one: nothing is read first, neither a session nor what other commits counted (the
+    handlers' code is cached by the first request)."""
+    leaf_job(cluster, LEAF)
+    assert dict(cluster.engine.result(cluster.run("j", {"a": 1}))) == {"count": 1, "sum": 1}
+    cluster.engine.sweeper.stop()  # its own reads are not the request's
+    published = record_publishes(monkeypatch, cluster, lose=lambda message: True)
+    accepted = cluster.engine.submit(cluster.workflow, "j", {"a": 1, "b": 2}, blocking=False)
+    until("the root published", lambda: published)
+    kv, calls = cluster.engine.kv, []
+
+    def recorded(name, call):
+        def recording(*args, **kwargs):
+            if any(frame.filename.endswith(("engine/engine.py", "engine/tree.py"))
+                   for frame in traceback.extract_stack()):  # not a notifier's, say
+                calls.append(name)
+            return call(*args, **kwargs)
+        return recording
+
+    for method in ("get", "range", "txn", "put", "delete"):
+        monkeypatch.setattr(kv, method, recorded(method, getattr(kv, method)))
+    delivery = RecordedDelivery(cluster.engine, published[0])
+    gevent.spawn(cluster.engine.handle, delivery).get()
+    assert (calls, delivery.requeued) == (["txn"], [])
+    finished = wait_done(cluster, accepted.request_id)
+    assert dict(cluster.engine.result(finished)) == {"count": 2, "sum": 3}
 
 
 def test_progress_counts_each_branchs_children_and_not_its_partitions(cluster):
