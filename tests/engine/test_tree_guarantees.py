@@ -175,16 +175,10 @@ def test_a_leaf_with_a_combiner_keeps_its_session_and_writes_through_the_file_wr
     assert session_of(cluster, request, request.root_invocation_id) == {"lines": len(lines)}
 
 
-def test_a_request_of_one_leaf_costs_its_worker_one_kv_call_the_commit(cluster, monkeypatch):
-    """Its mapper and reducer run in one exchange, and the root's commit is the request's only
-    one: nothing is read first, neither a session nor what other commits counted (the
-    handlers' code is cached by the first request)."""
-    leaf_job(cluster, LEAF)
-    assert dict(cluster.engine.result(cluster.run("j", {"a": 1}))) == {"count": 1, "sum": 1}
-    cluster.engine.sweeper.stop()  # its own reads are not the request's
-    published = record_publishes(monkeypatch, cluster, lose=lambda message: True)
-    accepted = cluster.engine.submit(cluster.workflow, "j", {"a": 1, "b": 2}, blocking=False)
-    until("the root published", lambda: published)
+def kv_calls_handling(cluster, monkeypatch, message) -> list[str]:
+    """The KV calls the engine makes handling ``message`` (not those of its background loops:
+    the sweeper is stopped, calls from outside the engine and the tree are left out)."""
+    cluster.engine.sweeper.stop()
     kv, calls = cluster.engine.kv, []
 
     def recorded(name, call):
@@ -197,11 +191,42 @@ def test_a_request_of_one_leaf_costs_its_worker_one_kv_call_the_commit(cluster, 
 
     for method in ("get", "range", "txn", "put", "delete"):
         monkeypatch.setattr(kv, method, recorded(method, getattr(kv, method)))
-    delivery = RecordedDelivery(cluster.engine, published[0])
+    delivery = RecordedDelivery(cluster.engine, message)
     gevent.spawn(cluster.engine.handle, delivery).get()
-    assert (calls, delivery.requeued) == (["txn"], [])
+    assert delivery.requeued == []
+    for method in ("get", "range", "txn", "put", "delete"):
+        monkeypatch.delattr(kv, method)
+    return calls
+
+
+def test_a_request_of_one_leaf_costs_its_worker_one_kv_call_the_commit(cluster, monkeypatch):
+    """Its mapper and reducer run in one exchange, and the root's commit is the request's only
+    one: nothing is read first, neither a session nor what other commits counted (the
+    handlers' code is cached by the first request)."""
+    leaf_job(cluster, LEAF)
+    assert dict(cluster.engine.result(cluster.run("j", {"a": 1}))) == {"count": 1, "sum": 1}
+    published = record_publishes(monkeypatch, cluster, lose=lambda message: True)
+    accepted = cluster.engine.submit(cluster.workflow, "j", {"a": 1, "b": 2}, blocking=False)
+    until("the root published", lambda: published)
+    assert kv_calls_handling(cluster, monkeypatch, published[0]) == ["txn"]
     finished = wait_done(cluster, accepted.request_id)
     assert dict(cluster.engine.result(finished)) == {"count": 2, "sum": 3}
+
+
+def test_a_roots_reduce_reads_its_session_and_the_counters_in_one_call(cluster, monkeypatch,
+                                                                       run_log):
+    """One transaction reads the root's session and what the other commits counted, one
+    range its children's results, and one transaction commits the request."""
+    fan_out_job(cluster, run_log)
+    published = record_publishes(monkeypatch, cluster, lose=lambda message: (
+        message.kind == REDUCE and not message.ancestors))
+    accepted = cluster.engine.submit(cluster.workflow, "j", {"c": 2}, blocking=False)
+    until("the root's reduce published", lambda: any(
+        message.kind == REDUCE and not message.ancestors for message in published))
+    root_reduce = published[-1]
+    assert kv_calls_handling(cluster, monkeypatch, root_reduce) == ["txn", "range", "txn"]
+    finished = wait_done(cluster, accepted.request_id)
+    assert dict(cluster.engine.result(finished)) == expected(2)
 
 
 def test_progress_counts_each_branchs_children_and_not_its_partitions(cluster):
