@@ -646,7 +646,8 @@ def test_session_get_of_unset_key_is_a_key_error(kv, kv_prefix):
 
 @pytest.mark.parametrize("bad_key", ["a b", "a/b", "", "x" * 129])
 def test_session_keys_must_be_names(kv, kv_prefix, bad_key):
-    with nothing_written(kv, kv_prefix), pytest.raises(ValidationError, match="session key"):
+    with nothing_written(kv, kv_prefix), pytest.raises(
+            ValidationError, match=f"^session of invocation '{ID_A}': session key "):
         Session(kv, "w", ID_C, ID_A, kv_prefix).set(bad_key, 1)
 
 
@@ -668,9 +669,13 @@ def test_read_only_session_reads_but_refuses_writes(kv, kv_prefix):
     view = session.read_only()
     assert view.get("k") == [1] and view.list() == {"k": [1]}
     with nothing_written(kv, kv_prefix):
-        with pytest.raises(ReadOnlySessionError, match="cannot set 'k2'.* read-only"):
+        with pytest.raises(ReadOnlySessionError, match=(
+                f"^cannot set 'k2': the session of invocation '{ID_A}' is read-only for its "
+                f"reducer; only its mapper and combiner may write it$")):
             view.set("k2", 1)
-        with pytest.raises(PermissionError):
+        with pytest.raises(PermissionError, match=(
+                f"^cannot delete the session of invocation '{ID_A}': it is read-only for its "
+                f"reducer$")):
             view.delete_all()
 
 
