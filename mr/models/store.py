@@ -25,7 +25,9 @@ from mr.models.keys import Keys
 #: A write that loses a race to a concurrent writer is tried again, up to this many times.
 MAX_ATTEMPTS = 10
 
-Attempt = Callable[[], tuple[list[Compare], list[Operation]]]
+#: One try of a write: its compares, its operations, and its touches (rewrites of the entities
+#: it names, unchanged; see the module's docstring).
+Attempt = Callable[[], tuple[list[Compare], list[Operation], list[Put]]]
 
 
 class EntityStore:
@@ -133,24 +135,31 @@ class EntityStore:
         """Create, update and delete several entities in one transaction: all or nothing.
 
         Each write is checked as on its own (updates against the revision their model was read
-        at); returns the revision written.
+        at); returns the revision written. An entity written here that another write names is
+        written, not touched; one deleted here that another names is InUseError.
         """
         parts = ([self._creating(model) for model in creates]
                  + [self._updating(model, None) for model in updates]
                  + [self._deleting(type(model), model.workflow, model.key, self.key_of(model),
                                    model.label) for model in deletes])
 
-        def attempt() -> tuple[list[Compare], list[Operation]]:
+        def attempt() -> tuple[list[Compare], list[Operation], list[Put]]:
             compares: list[Compare] = []
             operations: dict[str, Operation] = {}
+            touches: dict[str, Put] = {}
             for write, _ in parts:
-                write_compares, write_operations = write()
+                write_compares, write_operations, write_touches = write()
                 compares += write_compares
-                for operation in write_operations:
-                    # Two writes naming one entity each rewrite it unchanged: keep one.
+                for operation in write_operations:  # the definitions marker, say: keep one
                     operations.setdefault(f"{type(operation).__name__}:{operation.key}",
                                           operation)
-            return compares, list(operations.values())
+                touches.update((touch.key, touch) for touch in write_touches)
+            for key in touches:
+                if f"Delete:{key}" in operations:
+                    raise InUseError(f"{key.rsplit('/', 2)[-2]} {key.rsplit('/', 1)[-1]!r} is "
+                                     f"deleted by these writes and named by another of them")
+            return compares, list(operations.values()), [
+                touch for key, touch in touches.items() if f"Put:{key}" not in operations]
 
         def explain() -> None:
             for _, explain_one in parts:
@@ -163,12 +172,12 @@ class EntityStore:
         key = self.key_of(model)
         value = model.encode()
 
-        def attempt() -> tuple[list[Compare], list[Operation]]:
+        def attempt() -> tuple[list[Compare], list[Operation], list[Put]]:
             targets = self._check_references(model)
             return ([*self._workflow_exists(model), Compare(key, "version", "==", 0),
                      *_unchanged(targets), *guards],
                     [Put(key, value), *model.companion_writes(self.keys),
-                     *self._definitions_marked(type(model), model), *_touches(targets)])
+                     *self._definitions_marked(type(model), model)], _touches(targets))
 
         def explain() -> None:
             for guard in guards:
@@ -187,7 +196,7 @@ class EntityStore:
         value = model.encode()
         expected = model.mod_revision if expected_mod_revision is None else expected_mod_revision
 
-        def attempt() -> tuple[list[Compare], list[Operation]]:
+        def attempt() -> tuple[list[Compare], list[Operation], list[Put]]:
             current = self.kv.get(key)
             if current is None:
                 raise NotFoundError(f"{model.label} does not exist" + _in_workflow(model))
@@ -199,13 +208,13 @@ class EntityStore:
             return ([Compare(key, "mod_revision", "==", current.mod_revision),
                      *_unchanged(targets)],
                     [Put(key, value), *model.companion_writes(self.keys),
-                     *self._definitions_marked(type(model), model), *_touches(targets)])
+                     *self._definitions_marked(type(model), model)], _touches(targets))
 
         return attempt, _nothing_to_explain
 
     def _deleting(self, cls: type[Model], workflow: str, name: str | None, key: str,
                   label: str) -> tuple[Attempt, Callable[[], None]]:
-        def attempt() -> tuple[list[Compare], list[Operation]]:
+        def attempt() -> tuple[list[Compare], list[Operation], list[Put]]:
             current = self.kv.get(key)
             if current is None:
                 raise NotFoundError(f"{label} does not exist")
@@ -218,7 +227,7 @@ class EntityStore:
                     raise InUseError(f"{label} is used by {users}")
             else:
                 operations.append(Delete(self.keys.workflow_scope(workflow), prefix=True))
-            return [Compare(key, "mod_revision", "==", current.mod_revision)], operations
+            return [Compare(key, "mod_revision", "==", current.mod_revision)], operations, []
 
         return attempt, _nothing_to_explain
 
@@ -230,8 +239,8 @@ class EntityStore:
         reads. Attempts raise their own errors for what they read.
         """
         for _ in range(MAX_ATTEMPTS):
-            compares, operations = attempt()
-            result = self.kv.txn(compares, operations)
+            compares, operations, touches = attempt()
+            result = self.kv.txn(compares, [*operations, *touches])
             if result.succeeded:
                 return result.revision
             explain()
@@ -336,5 +345,5 @@ def _unchanged(targets: list[KeyValue]) -> list[Compare]:
     return [Compare(t.key, "mod_revision", "==", t.mod_revision) for t in targets]
 
 
-def _touches(targets: list[KeyValue]) -> list[Operation]:
+def _touches(targets: list[KeyValue]) -> list[Put]:
     return [Put(t.key, t.value, t.lease) for t in targets]

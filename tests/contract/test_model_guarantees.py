@@ -5,8 +5,8 @@ with an error naming it. Against the embedded store and etcd, like tests/contrac
 import pytest
 
 from mr.models import (AlreadyExistsError, ConflictError, EntityStore, Handler, InUseError, Job,
-                       NotFoundError, Workflow)
-from tests.contract.test_models import handler, job, nothing_written, populated, store
+                       NotFoundError, Step, Workflow)
+from tests.contract.test_models import handler, job, nothing_written, populated, step, store
 
 __all__ = ["populated", "store"]  # fixtures of test_models, used here too
 
@@ -49,6 +49,23 @@ def test_writing_several_entities_at_once_keeps_a_handler_a_step_uses(populated,
     with nothing_written(kv, kv_prefix), pytest.raises(
             NotFoundError, match="^handler 'gone' does not exist$"):
         populated.write_all(deletes=[gone])
+
+
+def test_an_entity_one_write_changes_and_another_names_is_changed(populated):
+    """A step created beside a change of the handler it names: the handler is written with the
+    change, not rewritten unchanged for the step's sake."""
+    changed = populated.get(Handler, "w", "m").replace(description="changed")
+    populated.write_all(creates=[step("s2")], updates=[changed])
+    assert populated.get(Handler, "w", "m").description == "changed"
+    assert populated.get(Step, "w", "s2").map_handler_name == "m"
+
+
+def test_an_entity_one_write_deletes_and_another_names_is_refused(populated, kv, kv_prefix):
+    with nothing_written(kv, kv_prefix), pytest.raises(
+            InUseError, match="^handler 'c' is deleted by these writes and named by another "
+                              "of them$"):
+        populated.write_all(creates=[step("s2", combine_handler_name="c")],
+                            deletes=[populated.get(Handler, "w", "c")])
 
 
 class Contended:

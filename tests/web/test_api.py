@@ -80,6 +80,10 @@ def test_malformed_json_is_400(client, body, fragment):
     (b'{"input": {"url": "b", "format": "csv"}}', "input.format must be one of text, jsonl, mr"),
     (b'{"arguments": {}, "output": {"url": "d", "fmt": 1}}', "output has unknown fields 'fmt'"),
     (b'{"arguments": {}, "output": {"http": "ftp://h/x"}}', "output.http: a result URL must be"),
+    (b'{"arguments": {}, "output": {"http": "https://h/x", "url": "d"}}',
+     "output has unknown fields 'url'; allowed: http"),
+    (b'{"arguments": {}, "output": {"url": "d", "format": "csv"}}',
+     "output.format must be one of "),
 ])
 def test_invalid_body_is_400(client, body, fragment):
     assert_error(post_job(client, body=body), 400, "InvalidBody", fragment)
