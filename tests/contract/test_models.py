@@ -373,6 +373,8 @@ def test_reads_check_the_names_they_are_given(populated):
         populated.list(Job, "a/b")
     with pytest.raises(TypeError, match="belongs to no workflow"):
         populated.list(Workflow, "w")
+    with pytest.raises(TypeError, match="^a workflow is named by its name alone; got 'w', 'x'$"):
+        populated.get(Workflow, "w", "x")
 
 
 # Creating
@@ -468,11 +470,13 @@ def test_referenced_handler_cannot_be_deleted(populated, kv, kv_prefix):
 
 
 def test_referenced_handler_cannot_change_type_under_its_step(populated, kv, kv_prefix):
+    populated.create(step("s1"))
     mapper = populated.get(Handler, "w", "m")
     as_reducer = mapper.replace(handler_type="reducer", argument_spec=[["results", "list"]])
     with nothing_written(kv, kv_prefix), pytest.raises(
             InUseError, match="^handler 'm': cannot be changed: step 's' uses it as "
-                              "map_handler_name, which needs handler_type 'mapper'$"):
+                              "map_handler_name, which needs handler_type 'mapper'; step 's1' "
+                              "uses it as map_handler_name, which needs handler_type 'mapper'$"):
         populated.update(as_reducer)
     assert populated.update(mapper.replace(source_code="yield 3")).source_code == "yield 3"
     populated.create(handler("m2", "mapper"))

@@ -78,6 +78,8 @@ def test_malformed_json_is_400(client, body, fragment):
     (b'{"input": "books/"}', 'input must be an object such as {"url": ...}, got str'),
     (b'{"input": {"url": ""}}', "input.url must be a non-empty string"),
     (b'{"input": {"url": "b", "format": "csv"}}', "input.format must be one of text, jsonl, mr"),
+    (b'{"input": {"url": "b", "fmt": 1, "size": 2}}',
+     "input has unknown fields 'fmt', 'size'; allowed: url, format"),
     (b'{"arguments": {}, "output": {"url": "d", "fmt": 1}}', "output has unknown fields 'fmt'"),
     (b'{"arguments": {}, "output": {"http": "ftp://h/x"}}', "output.http: a result URL must be"),
     (b'{"arguments": {}, "output": {"http": "https://h/x", "url": "d"}}',
