@@ -54,9 +54,9 @@ class EntityStore:
                 raise TypeError(f"a {cls.kind} belongs to no workflow; got workflow {workflow!r}")
             return self.keys.workflows()
         if (cls.request_scope is None) != (request_id is None):
-            raise TypeError(f"a {cls.kind} is " + ("named within its request: pass request_id"
-                                                   if request_id is None else
-                                                   "not scoped by a request"))
+            raise TypeError(f"{cls.kind} entities are " + (
+                "named within their request: pass request_id" if request_id is None else
+                "not scoped by a request"))
         if request_id is not None:
             request_id = _checked(cls, cls.request_scope, request_id)
         return self.keys.entities(cls.kind, _checked(cls, "workflow", workflow), request_id)

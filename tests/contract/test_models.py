@@ -375,6 +375,11 @@ def test_reads_check_the_names_they_are_given(populated):
         populated.list(Workflow, "w")
     with pytest.raises(TypeError, match="^a workflow is named by its name alone; got 'w', 'x'$"):
         populated.get(Workflow, "w", "x")
+    with pytest.raises(TypeError, match="^invocation entities are named within their request: "
+                                        "pass request_id$"):
+        populated.list(Invocation, "w")
+    with pytest.raises(TypeError, match="^job entities are not scoped by a request$"):
+        populated.list(Job, "w", request_id=ID_A)
 
 
 # Creating
