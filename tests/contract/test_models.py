@@ -302,7 +302,7 @@ def test_handler_version_is_a_content_hash():
                    {"argument_spec": [["arguments", "tuple"]]}]:
         assert handler("h", "mapper", **change).version != base.version
     assert base.replace(source_code="yield 2").version != base.version
-    assert base.to_dict()["version"] == base.version  # what `mr handler show` and the API show
+    assert base.to_dict()["version"] == base.version  # what `mr handler get` shows
 
 
 def test_handler_version_is_never_taken_from_the_caller():
