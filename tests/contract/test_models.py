@@ -274,7 +274,7 @@ def test_handler_argument_names_must_match_its_type(handler_type, names):
 
 
 @pytest.mark.parametrize("spec", [[["arguments"]], [["arguments", 1]], [["arguments", ""]],
-                                  ["arguments"]])
+                                  [["", "list"]], ["arguments"]])
 def test_handler_argument_spec_must_be_name_type_pairs(spec):
     with pytest.raises(ValidationError, match="list of \\[name, type\\] pairs"):
         handler("h", "mapper", argument_spec=spec)
