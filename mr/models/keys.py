@@ -9,7 +9,7 @@ from __future__ import annotations
 class Keys:
     """The keys under one store prefix ``P`` (settings.kv_prefix)."""
 
-    def __init__(self, prefix: str = "/mr"):
+    def __init__(self, prefix: str):
         self.prefix = prefix.rstrip("/")
 
     def workflows(self) -> str:

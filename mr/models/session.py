@@ -20,7 +20,7 @@ class Session:
     """The session of map invocation ``invocation_id`` of request ``request_id``."""
 
     def __init__(self, kv: KV, workflow: str, request_id: str, invocation_id: str,
-                 prefix: str = "/mr"):
+                 prefix: str):
         self.label = f"session of invocation {invocation_id!r}"
         try:
             valid_workflow_name(workflow, "workflow")

@@ -39,7 +39,7 @@ class EntityStore:
     concurrency.
     """
 
-    def __init__(self, kv: KV, prefix: str = "/mr"):
+    def __init__(self, kv: KV, prefix: str):
         self.kv = kv
         self.keys = Keys(prefix)
 
