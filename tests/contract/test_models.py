@@ -671,6 +671,9 @@ def test_session_needs_a_valid_workflow_and_invocation(kv, kv_prefix):
         Session(kv, "a.b", ID_C, ID_A, kv_prefix)
     with pytest.raises(ValidationError, match="invocation_id 'x' is not 32 lowercase hex"):
         Session(kv, "w", ID_C, "x", kv_prefix)
+    with pytest.raises(ValidationError, match=f"^session of invocation '{ID_A}': request_id 'x' "
+                                              f"is not 32 lowercase hex digits$"):
+        Session(kv, "w", "x", ID_A, kv_prefix)
 
 
 def test_read_only_session_reads_but_refuses_writes(kv, kv_prefix):
