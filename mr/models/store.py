@@ -138,6 +138,7 @@ class EntityStore:
         at); returns the revision written. An entity written here that another write names is
         written, not touched; one deleted here that another names is InUseError.
         """
+        deleted = {self.key_of(model): model.label for model in deletes}
         parts = ([self._creating(model) for model in creates]
                  + [self._updating(model, None) for model in updates]
                  + [self._deleting(type(model), model.workflow, model.key, self.key_of(model),
@@ -154,10 +155,10 @@ class EntityStore:
                     operations.setdefault(f"{type(operation).__name__}:{operation.key}",
                                           operation)
                 touches.update((touch.key, touch) for touch in write_touches)
-            for key in touches:
-                if f"Delete:{key}" in operations:
-                    raise InUseError(f"{key.rsplit('/', 2)[-2]} {key.rsplit('/', 1)[-1]!r} is "
-                                     f"deleted by these writes and named by another of them")
+            named_and_deleted = sorted(touches.keys() & deleted.keys())
+            if named_and_deleted:
+                raise InUseError(f"{deleted[named_and_deleted[0]]} is deleted by these writes "
+                                 f"and named by another of them")
             return compares, list(operations.values()), [
                 touch for key, touch in touches.items() if f"Put:{key}" not in operations]
 
