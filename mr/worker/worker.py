@@ -50,12 +50,26 @@ class Worker:
         return self
 
     def _consume(self, workflow: str) -> None:
+        """Subscribe to the workflow's topics, one round trip each: the worker may be stopped,
+        or the workflow deleted, meanwhile, and a consumer made after that is stopped at once
+        rather than left taking messages for a worker that is gone."""
         if workflow in self._consumers:
             return
-        self._consumers[workflow] = [
-            self.engine.queue.consume(topic, self.settings.channel, self.engine.handle,
-                                      max_in_flight=self._in_flight)
-            for topic in self._topics_of(workflow)]
+        consumers: list[Consumer] = []
+        self._consumers[workflow] = consumers
+        try:
+            for topic in self._topics_of(workflow):
+                consumer = self.engine.queue.consume(topic, self.settings.channel,
+                                                     self.engine.handle,
+                                                     max_in_flight=self._in_flight)
+                if self._consumers.get(workflow) is not consumers:
+                    consumer.stop(timeout=0)
+                    return
+                consumers.append(consumer)
+        except BaseException:  # never left half subscribed: what was made is stopped
+            if self._consumers.get(workflow) is consumers:
+                self._stop_consuming(workflow)
+            raise
 
     def _topics_of(self, workflow: str) -> list[str]:
         return [topic for capability in self._capabilities
@@ -79,9 +93,10 @@ class Worker:
                                     (served.on_removed, self._stop_consuming)):
             if listener in listeners:
                 listeners.remove(listener)
-        gevent.joinall([gevent.spawn(consumer.stop, timeout=timeout)
-                        for consumers in self._consumers.values() for consumer in consumers])
+        # Forgotten first: a subscription under way sees it and stops what it makes.
+        stopping = [consumer for consumers in self._consumers.values() for consumer in consumers]
         self._consumers.clear()
+        gevent.joinall([gevent.spawn(consumer.stop, timeout=timeout) for consumer in stopping])
         self.engine.sweeper.stop()
         sampled.forget_worker(self)
         if self.metrics_server is not None:

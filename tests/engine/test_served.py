@@ -75,3 +75,37 @@ def test_a_filtered_out_workflow_is_refused_with_the_filter_named(cluster):
     create_workflow(cluster.store, name)
     with pytest.raises(NotFoundError, match=r"MR_WORKFLOW_NAMES \(.*\) leaves it out"):
         cluster.engine.submit(name, "total", {"a": 1}, blocking=True)
+
+
+def test_a_worker_stopped_while_it_subscribes_to_a_new_workflow_leaves_no_consumer(
+        cluster, executor, monkeypatch):
+    """Subscribing to a workflow's topics takes a round trip to nsqd per topic: a worker
+    stopped meanwhile must stop the consumers made after it, not leave them taking messages."""
+    name = f"{cluster.workflow}_late"
+    engine = cluster.engine
+    other = Engine(engine.settings.with_overrides(workflow_names=(name,)), engine.kv,
+                   engine.queue, engine.data, executor).serve()
+    worker = Worker(other).start()
+    made, stopped = [], []
+    consume = engine.queue.consume
+
+    def consume_stopping_the_worker_once(topic, channel, handler, **options):
+        consumer = consume(topic, channel, handler, **options)
+        if handler != other.handle:  # the cluster's worker, subscribing to its own workflow
+            return consumer
+        made.append(consumer)
+        stop = consumer.stop
+        monkeypatch.setattr(consumer, "stop",
+                            lambda timeout=None: (stopped.append(consumer), stop(timeout)))
+        if len(made) == 1:
+            worker.stop(timeout=1)
+        return consumer
+
+    monkeypatch.setattr(engine.queue, "consume", consume_stopping_the_worker_once)
+    try:
+        create_workflow(cluster.store, name)
+        assert wait_until(lambda: name in other.served.names), other.served.names
+        assert made and stopped == made
+        assert worker.topics() == []
+    finally:
+        other.stop()
