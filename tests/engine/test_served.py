@@ -1,6 +1,8 @@
 """Workflows are served live: one created while the engine runs is served by its front end and
 its worker within a second, one deleted stops being served, and MR_WORKFLOW_NAMES only narrows
 the set — in embedded mode and over etcd and nsqd."""
+import contextlib
+
 import gevent
 import pytest
 
@@ -11,16 +13,25 @@ from mr.worker.worker import Worker
 SERVED_WITHIN_S = 1.0
 
 
+@contextlib.contextmanager
+def engine_beside(cluster, executor, workflow_names: tuple[str, ...] = ()):
+    """An engine and its worker beside the cluster's, serving ``workflow_names`` (all: ())."""
+    engine = cluster.engine
+    settings = engine.settings.with_overrides(workflow_names=workflow_names)
+    other = Engine(settings, engine.kv, engine.queue, engine.data, executor).serve()
+    worker = Worker(other).start()
+    try:
+        yield other, worker
+    finally:
+        worker.stop(timeout=2)
+        other.stop()
+
+
 @pytest.fixture
 def live_engine(cluster, executor):
     """An engine and worker beside the cluster's, serving every workflow (no filter)."""
-    engine = cluster.engine
-    settings = engine.settings.with_overrides(workflow_names=())
-    other = Engine(settings, engine.kv, engine.queue, engine.data, executor).serve()
-    worker = Worker(other).start()
-    yield other
-    worker.stop(timeout=2)
-    other.stop()
+    with engine_beside(cluster, executor) as (other, _):
+        yield other
 
 
 def wait_until(condition, timeout_s: float = SERVED_WITHIN_S) -> bool:
@@ -77,35 +88,39 @@ def test_a_filtered_out_workflow_is_refused_with_the_filter_named(cluster):
         cluster.engine.submit(name, "total", {"a": 1}, blocking=True)
 
 
+def test_a_deleted_workflows_topics_are_no_longer_consumed(cluster, executor):
+    name = f"{cluster.workflow}_gone"
+    with engine_beside(cluster, executor, (name,)) as (other, worker):
+        create_workflow(cluster.store, name)
+        assert wait_until(lambda: worker.topics() == other.topics(name, "general")), \
+            worker.topics()
+        cluster.store.delete(Workflow, name)
+        assert wait_until(lambda: worker.topics() == []), worker.topics()
+
+
 def test_a_worker_stopped_while_it_subscribes_to_a_new_workflow_leaves_no_consumer(
         cluster, executor, monkeypatch):
     """Subscribing to a workflow's topics takes a round trip to nsqd per topic: a worker
     stopped meanwhile must stop the consumers made after it, not leave them taking messages."""
     name = f"{cluster.workflow}_late"
-    engine = cluster.engine
-    other = Engine(engine.settings.with_overrides(workflow_names=(name,)), engine.kv,
-                   engine.queue, engine.data, executor).serve()
-    worker = Worker(other).start()
+    consume = cluster.engine.queue.consume
     made, stopped = [], []
-    consume = engine.queue.consume
+    with engine_beside(cluster, executor, (name,)) as (other, worker):
 
-    def consume_stopping_the_worker_once(topic, channel, handler, **options):
-        consumer = consume(topic, channel, handler, **options)
-        if handler != other.handle:  # the cluster's worker, subscribing to its own workflow
+        def consume_stopping_the_worker_once(topic, channel, handler, **options):
+            consumer = consume(topic, channel, handler, **options)
+            if handler != other.handle:  # the cluster's worker, subscribing to its workflow
+                return consumer
+            made.append(consumer)
+            stop = consumer.stop
+            monkeypatch.setattr(consumer, "stop",
+                                lambda timeout=None: (stopped.append(consumer), stop(timeout)))
+            if len(made) == 1:
+                worker.stop(timeout=1)
             return consumer
-        made.append(consumer)
-        stop = consumer.stop
-        monkeypatch.setattr(consumer, "stop",
-                            lambda timeout=None: (stopped.append(consumer), stop(timeout)))
-        if len(made) == 1:
-            worker.stop(timeout=1)
-        return consumer
 
-    monkeypatch.setattr(engine.queue, "consume", consume_stopping_the_worker_once)
-    try:
+        monkeypatch.setattr(cluster.engine.queue, "consume", consume_stopping_the_worker_once)
         create_workflow(cluster.store, name)
         # The watch brings the workflow, then its subscription starts (stopping the worker).
         assert wait_until(lambda: made and stopped == made, timeout_s=10), (made, stopped)
         assert worker.topics() == []
-    finally:
-        other.stop()

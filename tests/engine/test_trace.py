@@ -8,6 +8,7 @@ import pytest
 
 from mr import codec
 from mr.cli.trace_command import RED, RESET, tree_lines
+from mr.data.base import DataNotFoundError
 from mr.engine.dispatch import child_id
 from mr.engine.trace_graph import FAILED_LINE, draw
 from mr.engine.trace_tree import Collapsed, read_trace, shown_children
@@ -195,6 +196,8 @@ def test_what_handlers_print_is_kept_bounded_and_silent_handlers_store_nothing(c
     assert "log" not in cluster.run("chatty", {"a": 1}).finished_by
     cluster.engine.release(request)  # the output goes with its request
     assert cluster.engine.data.list_tree(f"{cluster.workflow}/{request.request_id}") == []
+    with pytest.raises(DataNotFoundError):
+        cluster.engine.data.get(run.log)
 
 
 def test_the_failed_path_records_the_failed_invocation_and_what_it_counted(cluster):

@@ -440,3 +440,14 @@ def test_an_upload_whose_request_cannot_be_recorded_leaves_nothing(engine, monke
     response = post_job(client, body=b"a line\n" * 1000, headers={"Content-Type": "text/plain"})
     assert_error(response, 503, "ServiceUnavailable", "etcd is down")
     assert engine.shuffle_store.list_tree("") == []
+
+
+def test_an_upload_the_data_store_cannot_take_is_a_503_and_leaves_nothing(engine, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(engine.shuffle_store.fs, "open", disk_full)
+    client = create_app(engine).test_client()
+    response = post_job(client, body=b"a line\n" * 1000, headers={"Content-Type": "text/plain"})
+    assert_error(response, 503, "ServiceUnavailable",
+                 "cannot store the uploaded input: [Errno 28] No space left on device")
+    assert engine.shuffle_store.list_tree("") == []
