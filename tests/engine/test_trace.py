@@ -8,7 +8,7 @@ import pytest
 
 from mr import codec
 from mr.cli.trace_command import RED, RESET, tree_lines
-from mr.data.base import DataNotFoundError
+from mr.data.base import DataError, DataNotFoundError
 from mr.engine.dispatch import child_id
 from mr.engine.trace_graph import FAILED_LINE, draw
 from mr.engine.trace_tree import Collapsed, read_trace, shown_children
@@ -17,6 +17,7 @@ from mr.web.app import create_app
 from tests.engine.conftest import start_cluster
 from tests.engine.faults import redeliver_after_handling
 from tests.engine.test_delivery import publish_everything_twice
+from tests.engine.test_guarantees import RecordedDelivery, is_root_map, record_publishes
 from tests.engine.test_handler_environment import exec_handler
 from tests.engine.test_requests import SUM_REDUCER
 
@@ -230,6 +231,63 @@ def test_the_failed_path_records_the_failed_invocation_and_what_it_counted(clust
     cluster.engine.release(request)  # its counters go with it, as its whole run state
     assert cluster.engine.kv.range(cluster.engine.keys.run(
         cluster.workflow, request.request_id), prefix=True).kvs == []
+
+
+def chatty_job_whose_logs_are_refused(cluster, monkeypatch, ending: str) -> None:
+    """Job ``chatty``: one leaf that sets a status, counts, prints, then does ``ending``; the
+    data store refuses to keep what it printed."""
+    cluster.handler("chatty", "mapper", 'set_status("halfway")\n'
+                                        'increment_counter("words", "seen", 3)\n'
+                                        f'print("about to end")\n{ending}\n')
+    cluster.handler("total", "reducer", TOTAL)
+    cluster.step("chatty", "chatty", "total")
+    cluster.job("chatty", "chatty")
+    put = cluster.engine.data.put
+
+    def refuse_logs(path, data):
+        if "/log-" in path:
+            raise DataError("the disk is full")
+        return put(path, data)
+
+    monkeypatch.setattr(cluster.engine.data, "put", refuse_logs)
+
+
+def test_a_failure_whose_output_cannot_be_stored_is_recorded_without_it(cluster, monkeypatch):
+    """The data store refuses the failed handler's output: the request still fails with the
+    handler's error, its status and counters recorded, only the output left out."""
+    chatty_job_whose_logs_are_refused(cluster, monkeypatch,
+                                      'raise ValueError("no such word")\nyield 1, 1')
+    request = cluster.run("chatty", {"a": 1})
+    assert (request.state, request.error["type"]) == ("failed", "ValueError"), request.error
+    assert request.error["stdout"] == "about to end\n"
+    assert request.failed_invocation_id == request.root_invocation_id
+    finished_by = request.finished_by
+    assert (finished_by["invocation_id"], finished_by["status"], finished_by["attempts"]) == (
+        request.root_invocation_id, "halfway", 1)
+    assert "log" not in finished_by
+    root = read_trace(cluster.engine, cluster.workflow, request.request_id).root
+    assert [run.phase for run in root.runs] == ["failed"]
+    assert root.counters == {"words": {"seen": 3}}
+
+
+def test_a_request_that_gives_up_records_its_last_attempt_without_the_output(cluster,
+                                                                            monkeypatch):
+    """Every attempt's commit fails to store what the handler printed; the last one fails the
+    request, recording where that attempt ran and what it reported, but the output."""
+    cluster.engine.settings = cluster.engine.settings.with_overrides(invocation_max_attempts=2)
+    published = record_publishes(monkeypatch, cluster, lose=is_root_map)
+    chatty_job_whose_logs_are_refused(cluster, monkeypatch,
+                                      "yield MrConfigureToReturn()\nyield 'a', 1")
+    accepted = cluster.engine.submit(cluster.workflow, "chatty", {"a": 1}, blocking=False)
+    (root,) = published
+    for attempt in (1, 2):
+        cluster.engine.handle(RecordedDelivery(cluster.engine, root, attempt))
+    request = cluster.engine.get_request(cluster.workflow, accepted.request_id)
+    assert request.state == "failed"
+    assert request.error["message"].endswith(
+        "gave up after 2 attempts; the last failed with: the disk is full")
+    assert (request.finished_by["status"], request.finished_by["attempts"]) == ("halfway", 2)
+    assert "log" not in request.finished_by
 
 
 def test_a_running_request_shows_what_is_done_running_and_queued(cluster, tmp_path):
