@@ -481,5 +481,6 @@ def test_the_front_end_serves_the_drawing(cluster, tmp_path, monkeypatch):
     unavailable = client.get(path)
     assert (unavailable.status_code, unavailable.get_json()["error"]["type"]) == (
         503, "ServiceUnavailable")
-    assert "graphviz's dot program is not installed" in unavailable.get_json()["error"][
-        "message"]
+    assert unavailable.get_json()["error"]["message"] == (
+        "graphviz's dot program is not installed (Debian: apt-get install graphviz), so the "
+        "trace cannot be drawn as svg; --format dot writes its source")

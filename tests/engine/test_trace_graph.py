@@ -1,0 +1,96 @@
+"""The drawing of a request's trace, to the character: boxes, labels, colours, the failed path
+in red, a run of leaves collapsed, and a running request timed to now."""
+import types
+
+from mr.engine import trace_graph
+from mr.engine.trace_graph import draw
+from mr.engine.trace_tree import Node, RequestTrace, Run
+from mr.models import Request
+
+FAILED_DRAWING = """digraph "request-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+\tgraph [rankdir=TB tooltip="request aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"]
+\tnode [fontname=Helvetica fontsize=10 shape=box style="rounded,filled"]
+\tedge [arrowsize=0.6]
+\trequest [label="request aaaaaaaaaaaa
+w / count
+failed · 2.50 s
+documents.seen = 2
+words.seen = 7
+words.total = 20" fillcolor="#ef9a9a" shape=note]
+\trequest -> ibbbbbbbbbbbbbbbbbbbb [color="#c62828" penwidth=2]
+\tibbbbbbbbbbbbbbbbbbbb [label="split · branch
+bbbbbbbbbbbb · failed · 2.40 s
+h1:7" color="#c62828" fillcolor="#ef9a9a" penwidth=2 tooltip=bbbbbbbbbbbbbbbbbbbb]
+\tc00000000000000000000 [label="12 × count · leaf
+cancelled 1, done 11
+p50 60 ms · p90 100 ms · max 110 ms" fillcolor="#bbdefb" peripheries=2]
+\tibbbbbbbbbbbbbbbbbbbb -> c00000000000000000000
+\tibbbbbbbbbbbbbbbbbbbb -> idddddddddddddddddddd [color="#c62828" penwidth=2]
+\tibbbbbbbbbbbbbbbbbbbb -> ieeeeeeeeeeeeeeeeeeee
+\tibbbbbbbbbbbbbbbbbbbb -> ibbbbbbbbbbbbbbbbbbbbp0
+\tibbbbbbbbbbbbbbbbbbbbp0 [label="split · partition 0
+bbbbbbbbbbbb · cancelled" fillcolor="#f5f5f5" tooltip="bbbbbbbbbbbbbbbbbbbb/partition-0"]
+\tieeeeeeeeeeeeeeeeeeee [label="count · leaf
+eeeeeeeeeeee · done · 100 ms
+h1:7
+counted e" fillcolor="#c8e6c9" tooltip=eeeeeeeeeeeeeeeeeeee]
+\tidddddddddddddddddddd [label="count · leaf
+dddddddddddd · failed · 1.50 s
+h2:9 · 3 attempts
+ValueError: bad word" color="#c62828" fillcolor="#ef9a9a" penwidth=2 tooltip=dddddddddddddddddddd]
+}
+"""
+
+RUNNING_DRAWING = """digraph "request-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+\tgraph [rankdir=TB tooltip="request aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"]
+\tnode [fontname=Helvetica fontsize=10 shape=box style="rounded,filled"]
+\tedge [arrowsize=0.6]
+\trequest [label="request aaaaaaaaaaaa
+w / count
+running · 3.00 s" fillcolor="#fff59d" shape=note]
+\trequest -> ibbbbbbbbbbbbbbbbbbbb
+\tibbbbbbbbbbbbbbbbbbbb [label="split · branch
+bbbbbbbbbbbb · running · 2.50 s
+h1:7 · 2 attempts" fillcolor="#fff59d" tooltip=bbbbbbbbbbbbbbbbbbbb]
+\tibbbbbbbbbbbbbbbbbbbb -> icccccccccccccccccccc
+\ticccccccccccccccccccc [label="count · leaf
+cccccccccccc · queued" fillcolor="#eeeeee" tooltip=cccccccccccccccccccc]
+}
+"""
+
+
+def request_of(state: str, finished_at: float | None = None) -> Request:
+    return Request(workflow="w", job_name="count", request_id="a" * 32,
+                   root_invocation_id="b" * 32, blocking=False, state=state, created_at=1000.0,
+                   finished_at=finished_at)
+
+
+def done_leaf(number: int) -> Node:
+    started = 1000.5 + number / 100
+    return Node(f"{number:020x}", "count", state="done", runs=[Run(
+        "map and reduce", "h1", 7, 1, started, started + 0.01 * (number + 1))])
+
+
+def test_a_failed_request_is_drawn_with_its_path_in_red_and_its_run_of_leaves_as_one_box():
+    failed = Node("d" * 20, "count", state="failed", on_failed_path=True, failed_at=1002.5,
+                  error={"type": "ValueError", "message": "bad word"},
+                  runs=[Run("failed", "h2", 9, 3, 1001.0, 1002.4)])
+    counted = Node("e" * 20, "count", state="done",
+                   runs=[Run("map and reduce", "h1", 7, 1, 1000.6, 1000.7, "counted e")])
+    partition = Node("b" * 20, "split", state="cancelled", kind="partition", partition=0)
+    root = Node("b" * 20, "split", state="failed", kind="branch", on_failed_path=True,
+                failed_at=1002.5, runs=[Run("map", "h1", 7, 1, 1000.1, 1000.2)],
+                children=[*(done_leaf(number) for number in range(11)),
+                          Node(f"{11:020x}", "count", state="cancelled"), failed, counted,
+                          partition])
+    counters = {"words": {"total": 20, "seen": 7}, "documents": {"seen": 2}}
+    trace = RequestTrace(request_of("failed", finished_at=1002.5), root, counters)
+    assert draw(trace, "dot").decode() == FAILED_DRAWING
+
+
+def test_a_running_request_is_drawn_as_of_now(monkeypatch):
+    monkeypatch.setattr(trace_graph, "time", types.SimpleNamespace(time=lambda: 1003.0))
+    root = Node("b" * 20, "split", state="running", kind="branch",
+                runs=[Run("running", "h1", 7, 2, 1000.5)], children=[Node("c" * 20, "count")])
+    assert draw(RequestTrace(request_of("running"), root, {}), "dot").decode() == \
+        RUNNING_DRAWING
