@@ -1,5 +1,6 @@
-"""The drawing of a request's trace, to the character: boxes, labels, colours, the failed path
-in red, a run of leaves collapsed, and a running request timed to now."""
+"""A request's trace as people and programs get it, to the character: the drawing (boxes,
+labels, colours, the failed path in red, a run of leaves collapsed, a running request timed to
+now) and the JSON of ``mr request tree --json``."""
 import types
 
 from mr.engine import trace_graph
@@ -71,18 +72,30 @@ def done_leaf(number: int) -> Node:
         "map and reduce", "h1", 7, 1, started, started + 0.01 * (number + 1))])
 
 
+def failed_leaf() -> Node:
+    return Node("d" * 20, "count", state="failed", on_failed_path=True, failed_at=1002.5,
+                error={"type": "ValueError", "message": "bad word"},
+                runs=[Run("failed", "h2", 9, 3, 1001.0, 1002.4, counters={"words": {"seen": 7}})])
+
+
+def cancelled_partition() -> Node:
+    return Node("b" * 20, "split", state="cancelled", kind="partition", partition=0)
+
+
+def running_trace() -> RequestTrace:
+    root = Node("b" * 20, "split", state="running", kind="branch",
+                runs=[Run("running", "h1", 7, 2, 1000.5)], children=[Node("c" * 20, "count")])
+    return RequestTrace(request_of("running"), root, {})
+
+
 def test_a_failed_request_is_drawn_with_its_path_in_red_and_its_run_of_leaves_as_one_box():
-    failed = Node("d" * 20, "count", state="failed", on_failed_path=True, failed_at=1002.5,
-                  error={"type": "ValueError", "message": "bad word"},
-                  runs=[Run("failed", "h2", 9, 3, 1001.0, 1002.4)])
     counted = Node("e" * 20, "count", state="done",
                    runs=[Run("map and reduce", "h1", 7, 1, 1000.6, 1000.7, "counted e")])
-    partition = Node("b" * 20, "split", state="cancelled", kind="partition", partition=0)
     root = Node("b" * 20, "split", state="failed", kind="branch", on_failed_path=True,
                 failed_at=1002.5, runs=[Run("map", "h1", 7, 1, 1000.1, 1000.2)],
                 children=[*(done_leaf(number) for number in range(11)),
-                          Node(f"{11:020x}", "count", state="cancelled"), failed, counted,
-                          partition])
+                          Node(f"{11:020x}", "count", state="cancelled"), failed_leaf(),
+                          counted, cancelled_partition()])
     counters = {"words": {"total": 20, "seen": 7}, "documents": {"seen": 2}}
     trace = RequestTrace(request_of("failed", finished_at=1002.5), root, counters)
     assert draw(trace, "dot").decode() == FAILED_DRAWING
@@ -90,7 +103,38 @@ def test_a_failed_request_is_drawn_with_its_path_in_red_and_its_run_of_leaves_as
 
 def test_a_running_request_is_drawn_as_of_now(monkeypatch):
     monkeypatch.setattr(trace_graph, "time", types.SimpleNamespace(time=lambda: 1003.0))
-    root = Node("b" * 20, "split", state="running", kind="branch",
-                runs=[Run("running", "h1", 7, 2, 1000.5)], children=[Node("c" * 20, "count")])
-    assert draw(RequestTrace(request_of("running"), root, {}), "dot").decode() == \
-        RUNNING_DRAWING
+    assert draw(running_trace(), "dot").decode() == RUNNING_DRAWING
+
+
+def run_fields(phase: str, host=None, pid=None, attempts=None, started_at=None,
+               finished_at=None, counters=None) -> dict:
+    return {"phase": phase, "host": host, "pid": pid, "attempts": attempts,
+            "started_at": started_at, "finished_at": finished_at, "status": None,
+            "log": None, "counters": counters or {}}
+
+
+def test_a_trace_as_json_names_every_invocation_with_its_runs_and_children():
+    queued = {"invocation_id": "c" * 20, "step": "count", "kind": "leaf", "state": "queued",
+              "queued_at": None, "started_at": None, "finished_at": None, "attempts": 0,
+              "status": None, "counters": {}, "on_failed_path": False, "runs": [],
+              "children": []}
+    assert running_trace().to_dict() == {
+        "request_id": "a" * 32, "workflow": "w", "job": "count", "state": "running",
+        "created_at": 1000.0, "finished_at": None, "counters": {},
+        "root": {"invocation_id": "b" * 20, "step": "split", "kind": "branch",
+                 "state": "running", "queued_at": None, "started_at": 1000.5,
+                 "finished_at": None, "attempts": 2, "status": None, "counters": {},
+                 "on_failed_path": False, "runs": [run_fields("running", "h1", 7, 2, 1000.5)],
+                 "children": [queued]}}
+    assert failed_leaf().to_dict() == {
+        "invocation_id": "d" * 20, "step": "count", "kind": "leaf", "state": "failed",
+        "queued_at": None, "started_at": 1001.0, "finished_at": 1002.5, "attempts": 3,
+        "status": None, "counters": {"words": {"seen": 7}}, "on_failed_path": True,
+        "error": {"type": "ValueError", "message": "bad word"},
+        "runs": [run_fields("failed", "h2", 9, 3, 1001.0, 1002.4, {"words": {"seen": 7}})],
+        "children": []}
+    assert cancelled_partition().to_dict() == {
+        "invocation_id": "b" * 20, "step": "split", "kind": "partition", "partition": 0,
+        "state": "cancelled", "queued_at": None, "started_at": None, "finished_at": None,
+        "attempts": 0, "status": None, "counters": {}, "on_failed_path": False, "runs": [],
+        "children": []}
