@@ -5,7 +5,7 @@ import types
 
 from mr.engine import trace_graph
 from mr.engine.trace_graph import draw
-from mr.engine.trace_tree import Node, RequestTrace, Run
+from mr.engine.trace_tree import Collapsed, Node, RequestTrace, Run
 from mr.models import Request
 
 FAILED_DRAWING = """digraph "request-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
@@ -138,3 +138,17 @@ def test_a_trace_as_json_names_every_invocation_with_its_runs_and_children():
         "state": "cancelled", "queued_at": None, "started_at": None, "finished_at": None,
         "attempts": 0, "status": None, "counters": {}, "on_failed_path": False, "runs": [],
         "children": []}
+
+
+def leaf_taking(seconds: float, state: str = "done") -> Node:
+    return Node("f" * 20, "count", state=state,
+                runs=[Run("map", "h1", 7, 1, 1000.0, 1000.0 + seconds)])
+
+
+def test_a_collapsed_runs_durations_are_nearest_rank_percentiles_of_its_finished_leaves():
+    hundred_and_one = [leaf_taking(seconds) for seconds in range(1, 102)]
+    assert Collapsed("count", hundred_and_one).durations() == {"p50": 51, "p90": 91, "max": 101}
+    alone = [leaf_taking(2.5), Node("f" * 20, "count", state="cancelled"),
+             leaf_taking(9.0, state="running")]
+    assert Collapsed("count", alone).durations() == {"p50": 2.5, "p90": 2.5, "max": 2.5}
+    assert Collapsed("count", alone[1:]).durations() is None
