@@ -20,6 +20,7 @@ from tests.engine.test_delivery import publish_everything_twice
 from tests.engine.test_guarantees import RecordedDelivery, is_root_map, record_publishes
 from tests.engine.test_handler_environment import exec_handler
 from tests.engine.test_requests import SUM_REDUCER
+from tests.engine.test_shuffle import count_job, write_inputs
 
 SPLIT = """
 set_status(f"splitting {len(arguments)} documents")
@@ -352,24 +353,76 @@ def test_a_queued_invocation_is_shown_queued(cluster):
     assert [child.state for child in trace.root.children] == ["cancelled"]
 
 
-def test_partition_reduces_are_traced_under_their_branch(cluster):
+def partitioned_job(cluster, reducer: str) -> None:
+    """Job ``count``: split the documents into leaves, then reduce in 2 partitions with
+    ``reducer``."""
     cluster.handler("split", "mapper", "yield MrConfigureToMap('count')\n"
                                        "for name, text in arguments:\n    yield name, text\n")
     cluster.handler("count", "mapper", COUNT)
     cluster.handler("total", "reducer", TOTAL)
+    cluster.handler("partition_total", "reducer", reducer)
     cluster.step("count", "count", "total")
-    cluster.step("split", "split", "total", partitions=2)
+    cluster.step("split", "split", "partition_total", partitions=2)
     cluster.job("count", "split")
-    request = cluster.run("count", {"a": "x y", "b": "y z"})
+
+
+def test_partition_reduces_are_traced_under_their_branch_queued_then_done(cluster, tmp_path):
+    release = tmp_path / "release"
+    partitioned_job(cluster, f"import os, time\nwhile not os.path.exists({str(release)!r}):\n"
+                             f"    time.sleep(0.02)\n{TOTAL}")
+    accepted = cluster.engine.submit(cluster.workflow, "count", {"a": "x y", "b": "y z"},
+                                     blocking=False)
+
+    def shown():
+        root = read_trace(cluster.engine, cluster.workflow, accepted.request_id).root
+        return root, [(node.kind, node.partition, node.state) for node in root.children]
+
+    with gevent.Timeout(20):  # the leaves are done, the partition reduces wait for release
+        while shown()[1] != [("leaf", None, "done"), ("leaf", None, "done"),
+                             ("partition", 0, "queued"), ("partition", 1, "queued")]:
+            gevent.sleep(0.05)
+    root, _ = shown()
+    children_done_at = max(leaf.finished_at for leaf in root.children[:2])
+    for node in root.children[2:]:
+        assert (node.invocation_id, node.step, node.queued_at, node.runs) == (
+            root.invocation_id, "split", children_done_at, [])
+    release.touch()
+    request = cluster.engine.wait(cluster.workflow, accepted.request_id, 30)
     assert request.state == "done", request.error
-    root = read_trace(cluster.engine, cluster.workflow, request.request_id).root
-    assert [(node.kind, node.partition, node.state) for node in root.children] == [
-        ("leaf", None, "done"), ("leaf", None, "done"),
-        ("partition", 0, "done"), ("partition", 1, "done")]
-    assert all(node.runs[0].phase == "partition reduce" and node.runs[0].host
-               for node in root.children[2:])
+    root, states = shown()
+    assert states == [("leaf", None, "done"), ("leaf", None, "done"),
+                      ("partition", 0, "done"), ("partition", 1, "done")]
+    for node in root.children[2:]:
+        (run,) = node.runs
+        assert (node.invocation_id, node.queued_at) == (root.invocation_id, children_done_at)
+        assert (run.phase, run.host, run.counters) == (
+            "partition reduce", socket.gethostname(), {"reduce": {"calls": 1}})
     # each partition's reducer counted once, each leaf's reducer once
     assert request.counters == {"words": {"total": 4}, "reduce": {"calls": 4}}
+
+
+def test_partition_reduces_of_a_failed_request_are_shown_cancelled(cluster):
+    partitioned_job(cluster, "raise ValueError('no total')\nyield 1, 1\n")
+    request = cluster.run("count", {"a": "x y", "b": "y z"})
+    assert (request.state, request.failed_invocation_id) == ("failed",
+                                                             request.root_invocation_id)
+    root = read_trace(cluster.engine, cluster.workflow, request.request_id).root
+    assert [(node.kind, node.partition, node.state, node.on_failed_path)
+            for node in [root, *root.children]] == [
+        ("branch", None, "failed", True), ("leaf", None, "done", False),
+        ("leaf", None, "done", False), ("partition", 0, "cancelled", False),
+        ("partition", 1, "cancelled", False)]
+
+
+def test_the_root_of_a_request_over_an_input_shows_its_partition_reduce(cluster, tmp_path):
+    """Without partitions in its step, a root over input files reduces in one partition."""
+    count_job(cluster)
+    request = cluster.run("wordcount", {}, input={
+        "url": write_inputs(tmp_path / "in", {"a.txt": "the cat\nthe dog\n"})})
+    assert request.state == "done", request.error
+    root = read_trace(cluster.engine, cluster.workflow, request.request_id).root
+    assert [(node.partition, node.state, node.runs[0].phase) for node in root.children
+            if node.kind == "partition"] == [(0, "done", "partition reduce")]
 
 
 def test_an_exec_handler_counts_and_sets_its_status(cluster):

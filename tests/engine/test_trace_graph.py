@@ -5,7 +5,7 @@ import types
 
 from mr.engine import trace_graph
 from mr.engine.trace_graph import draw
-from mr.engine.trace_tree import Collapsed, Node, RequestTrace, Run
+from mr.engine.trace_tree import Collapsed, Node, RequestTrace, Run, shown_children
 from mr.models import Request
 
 FAILED_DRAWING = """digraph "request-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
@@ -152,3 +152,16 @@ def test_a_collapsed_runs_durations_are_nearest_rank_percentiles_of_its_finished
              leaf_taking(9.0, state="running")]
     assert Collapsed("count", alone).durations() == {"p50": 2.5, "p90": 2.5, "max": 2.5}
     assert Collapsed("count", alone[1:]).durations() is None
+
+
+def test_runs_of_more_sibling_leaves_of_one_step_than_the_threshold_are_collapsed():
+    eleven_a = [Node(f"a{number}", "a") for number in range(11)]
+    ten_a = [Node(f"t{number}", "a") for number in range(10)]
+    eleven_b = [Node(f"b{number}", "b") for number in range(11)]
+    branch = Node("m", "a", kind="branch")  # a sibling of the same step that branched
+    failed = Node("f", "b", state="failed", on_failed_path=True)
+    children = [*eleven_a, branch, *ten_a, *eleven_b, failed]
+    parent = Node("p", "p", kind="branch", children=children)
+    assert shown_children(parent, 10) == [Collapsed("a", eleven_a), branch, *ten_a,
+                                          Collapsed("b", eleven_b), failed]
+    assert shown_children(parent, 0) == children
