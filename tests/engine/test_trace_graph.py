@@ -3,9 +3,11 @@ labels, colours, the failed path in red, a run of leaves collapsed, a running re
 now) and the JSON of ``mr request tree --json``."""
 import types
 
+import pytest
+
 from mr.engine import trace_graph
 from mr.engine.trace_graph import draw
-from mr.engine.trace_tree import Collapsed, Node, RequestTrace, Run, shown_children
+from mr.engine.trace_tree import Collapsed, Node, RequestTrace, Run, elapsed, shown_children
 from mr.models import Request
 
 FAILED_DRAWING = """digraph "request-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
@@ -165,3 +167,24 @@ def test_runs_of_more_sibling_leaves_of_one_step_than_the_threshold_are_collapse
     assert shown_children(parent, 10) == [Collapsed("a", eleven_a), branch, *ten_a,
                                           Collapsed("b", eleven_b), failed]
     assert shown_children(parent, 0) == children
+
+
+def test_a_nodes_duration_runs_from_its_start_to_its_end_or_to_now_while_it_runs():
+    started = [Run("map", "h1", 7, 1, 1000.0)]
+    assert Node("r", "s", state="running", runs=started).duration_s(1002.5) == 2.5
+    assert Node("c", "s", state="cancelled", runs=started).duration_s(1002.5) is None
+    assert Node("q", "s").duration_s(1002.5) is None
+    done = Node("d", "s", state="done", runs=[Run("map", "h1", 7, 1, 1000.0, 1000.25)])
+    assert done.duration_s(1002.5) == done.duration_s() == 0.25
+    # clocks of two hosts: a leaf that seems to end before it started took no time
+    skewed = Node("d", "s", state="done", runs=[Run("map", "h1", 7, 1, 1000.0, 999.5)])
+    assert skewed.duration_s() == 0.0
+
+
+@pytest.mark.parametrize("seconds, shown", [
+    (None, "-"), (0.0, "0 µs"), (0.00085, "850 µs"), (0.0009996, "1000 µs"), (0.001, "1 ms"),
+    (0.0124, "12 ms"), (0.9994, "999 ms"), (1.0, "1.00 s"), (3.456, "3.46 s"),
+    (9.994, "9.99 s"), (10.0, "10.0 s"), (59.94, "59.9 s"), (60.0, "1 min 0 s"),
+    (125.4, "2 min 5 s"), (3599.6, "60 min 0 s")])
+def test_a_duration_is_shown_in_the_unit_that_reads_best(seconds, shown):
+    assert elapsed(seconds) == shown
