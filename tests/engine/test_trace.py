@@ -86,6 +86,8 @@ def test_every_invocation_records_where_and_when_it_ran(cluster):
     assert [(child.invocation_id, child.step, child.kind, child.state)
             for child in root.children] == [(child, "count", "leaf", "done")
                                             for child in children]
+    assert [[run.phase for run in child.runs] for child in root.children] == [
+        ["map and reduce"], ["map and reduce"]]  # a leaf: one commit, in its mapper's exchange
     for node in root.walk():
         for run in node.runs:  # this process's worker ran them all, each at its first delivery
             assert (run.host, run.pid, run.attempts) == (socket.gethostname(), os.getpid(), 1)
