@@ -275,10 +275,11 @@ def test_redelivered_split_maps_and_partition_reduces_run_their_handlers_once(
     assert len(redeliveries) >= splits + 3
 
 
-@pytest.mark.parametrize("parallelism", [1, 3])
+@pytest.mark.parametrize("parallelism", [0, 1, 3])
 def test_an_input_is_dealt_out_to_as_many_map_invocations_as_there_are_children(
         cluster, tmp_path, parallelism):
-    """One file is cut for every child; many small ones share a child's invocation."""
+    """One file is cut for every child; many small ones share a child's invocation. By default
+    (MR_SPLIT_PARALLELISM 0), one for each of the worker's executor children."""
     log_dir = tmp_path / "runs"
     log_dir.mkdir()
     small = {f"{index:02d}.txt": TEXT[index * 40:(index + 1) * 40] for index in range(12)}
@@ -292,7 +293,9 @@ def test_an_input_is_dealt_out_to_as_many_map_invocations_as_there_are_children(
     request = cluster.run("wordcount", {}, input={"url": inputs})
     assert request.state == "done", request.error
     assert dict(cluster.engine.result(request)) == expected_counts(TEXT, *small.values())
-    assert len(os.listdir(log_dir)) == parallelism  # 13 files, 1 or 3 map invocations
+    # 13 files, 1, 2 (the executor's children) or 3 map invocations
+    assert len(os.listdir(log_dir)) == (parallelism or cluster.engine.executor.size) == (
+        parallelism or 2)
 
 
 def test_a_crash_after_the_last_partition_commits_is_completed_by_its_redelivery(
