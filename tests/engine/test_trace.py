@@ -13,9 +13,10 @@ from mr.engine.dispatch import child_id
 from mr.engine.trace_graph import FAILED_LINE, draw
 from mr.engine.trace_tree import Collapsed, read_trace, shown_children
 from mr.executor.reporting import MAX_COUNTERS
+from mr.queue.base import QueueError
 from mr.web.app import create_app
 from tests.engine.conftest import start_cluster
-from tests.engine.faults import redeliver_after_handling
+from tests.engine.faults import intercept_publishes, redeliver_after_handling
 from tests.engine.test_delivery import publish_everything_twice
 from tests.engine.test_guarantees import RecordedDelivery, is_root_map, record_publishes
 from tests.engine.test_handler_environment import exec_handler
@@ -291,6 +292,28 @@ def test_a_request_that_gives_up_records_its_last_attempt_without_the_output(clu
         "gave up after 2 attempts; the last failed with: the disk is full")
     assert (request.finished_by["status"], request.finished_by["attempts"]) == ("halfway", 2)
     assert "log" not in request.finished_by
+
+
+def test_what_a_landed_commit_counted_is_not_counted_again_by_the_failure_after_it(
+        cluster, monkeypatch):
+    """The branch commits, then its children cannot be published, and that was its last
+    attempt: the failure records where it ran, but not the counters its commit had taken."""
+    cluster.engine.settings = cluster.engine.settings.with_overrides(invocation_max_attempts=1)
+
+    def queue_away_for_children(message):
+        if message.ancestors:
+            raise QueueError("nsqd is away")
+        return True
+
+    intercept_publishes(monkeypatch, cluster.engine, queue_away_for_children)
+    traced_job(cluster)
+    request = cluster.run("count", DOCUMENTS)
+    assert request.state == "failed"
+    assert request.error["message"].endswith("the last failed with: nsqd is away")
+    trace = read_trace(cluster.engine, cluster.workflow, request.request_id)
+    assert [run.phase for run in trace.root.runs] == ["map", "failed"]
+    assert request.finished_by["attempts"] == 1  # recorded at once, by that attempt
+    assert trace.counters == {"documents": {"seen": 2}}
 
 
 def test_a_running_request_shows_what_is_done_running_and_queued(cluster, tmp_path):
