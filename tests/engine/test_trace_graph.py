@@ -188,3 +188,14 @@ def test_a_nodes_duration_runs_from_its_start_to_its_end_or_to_now_while_it_runs
     (125.4, "2 min 5 s"), (3599.6, "60 min 0 s")])
 def test_a_duration_is_shown_in_the_unit_that_reads_best(seconds, shown):
     assert elapsed(seconds) == shown
+
+
+def test_long_statuses_and_errors_and_many_counters_are_cut_to_fit_their_boxes():
+    ran = [Run("map", "h1", 7, 1, 1000.0, 1000.5, "s" * 70)]
+    failed = Node("d" * 20, "count", state="failed", on_failed_path=True, failed_at=1001.0,
+                  error={"type": "ValueError", "message": "e" * 70}, runs=ran)
+    root = Node("b" * 20, "split", state="done", kind="branch", runs=ran, children=[failed])
+    counters = {"c": {f"n{number}": number for number in range(10)}}
+    dot = draw(RequestTrace(request_of("failed", 1002.5), root, counters), "dot").decode()
+    assert f'\n{"s" * 60}"' in dot and f'\nValueError: {"e" * 48}"' in dot  # 60 characters
+    assert "c.n7 = 7" in dot and "c.n8" not in dot  # the first 8 counters, by name
