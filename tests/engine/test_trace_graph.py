@@ -10,13 +10,16 @@ from mr.engine.trace_graph import draw
 from mr.engine.trace_tree import Collapsed, Node, RequestTrace, Run, elapsed, shown_children
 from mr.models import Request
 
-FAILED_DRAWING = """digraph "request-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+#: How every drawing of request aaa…a of job ``count`` in workflow ``w`` begins.
+DRAWING_HEAD = """digraph "request-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
 \tgraph [rankdir=TB tooltip="request aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"]
 \tnode [fontname=Helvetica fontsize=10 shape=box style="rounded,filled"]
 \tedge [arrowsize=0.6]
 \trequest [label="request aaaaaaaaaaaa
 w / count
-failed · 2.50 s
+"""
+
+FAILED_DRAWING = DRAWING_HEAD + """failed · 2.50 s
 documents.seen = 2
 words.seen = 7
 words.total = 20" fillcolor="#ef9a9a" shape=note]
@@ -44,13 +47,7 @@ ValueError: bad word" color="#c62828" fillcolor="#ef9a9a" penwidth=2 tooltip=ddd
 }
 """
 
-RUNNING_DRAWING = """digraph "request-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
-\tgraph [rankdir=TB tooltip="request aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"]
-\tnode [fontname=Helvetica fontsize=10 shape=box style="rounded,filled"]
-\tedge [arrowsize=0.6]
-\trequest [label="request aaaaaaaaaaaa
-w / count
-running · 3.00 s" fillcolor="#fff59d" shape=note]
+RUNNING_DRAWING = DRAWING_HEAD + """running · 3.00 s" fillcolor="#fff59d" shape=note]
 \trequest -> ibbbbbbbbbbbbbbbbbbbb
 \tibbbbbbbbbbbbbbbbbbbb [label="split · branch
 bbbbbbbbbbbb · running · 2.50 s
