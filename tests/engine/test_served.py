@@ -98,6 +98,13 @@ def test_a_deleted_workflows_topics_are_no_longer_consumed(cluster, executor):
         assert wait_until(lambda: worker.topics() == []), worker.topics()
 
 
+def record_stops(monkeypatch, consumer, stopped: list) -> None:
+    """``consumer`` is added to ``stopped`` when it is stopped."""
+    stop = consumer.stop
+    monkeypatch.setattr(consumer, "stop",
+                        lambda timeout=None: (stopped.append(consumer), stop(timeout)))
+
+
 def test_a_worker_stopped_while_it_subscribes_to_a_new_workflow_leaves_no_consumer(
         cluster, executor, monkeypatch):
     """Subscribing to a workflow's topics takes a round trip to nsqd per topic: a worker
@@ -112,9 +119,7 @@ def test_a_worker_stopped_while_it_subscribes_to_a_new_workflow_leaves_no_consum
             if handler != other.handle:  # the cluster's worker, subscribing to its workflow
                 return consumer
             made.append(consumer)
-            stop = consumer.stop
-            monkeypatch.setattr(consumer, "stop",
-                                lambda timeout=None: (stopped.append(consumer), stop(timeout)))
+            record_stops(monkeypatch, consumer, stopped)
             if len(made) == 1:
                 worker.stop(timeout=1)
             return consumer
@@ -122,5 +127,29 @@ def test_a_worker_stopped_while_it_subscribes_to_a_new_workflow_leaves_no_consum
         monkeypatch.setattr(cluster.engine.queue, "consume", consume_stopping_the_worker_once)
         create_workflow(cluster.store, name)
         # The watch brings the workflow, then its subscription starts (stopping the worker).
+        assert wait_until(lambda: made and stopped == made, timeout_s=10), (made, stopped)
+        assert worker.topics() == []
+
+
+def test_a_subscription_that_fails_halfway_leaves_no_consumer(cluster, executor, monkeypatch):
+    """The second topic cannot be subscribed: the first one's consumer is stopped, and the
+    workflow is not shown as consumed."""
+    name = f"{cluster.workflow}_refused"
+    consume = cluster.engine.queue.consume
+    made, stopped = [], []
+    with engine_beside(cluster, executor, (name,)) as (other, worker):
+
+        def consume_once_then_refuse(topic, channel, handler, **options):
+            if handler != other.handle:  # the cluster's worker, subscribing to its workflow
+                return consume(topic, channel, handler, **options)
+            if made:
+                raise RuntimeError("the queue refuses the subscription")
+            consumer = consume(topic, channel, handler, **options)
+            record_stops(monkeypatch, consumer, stopped)
+            made.append(consumer)
+            return consumer
+
+        monkeypatch.setattr(cluster.engine.queue, "consume", consume_once_then_refuse)
+        create_workflow(cluster.store, name)
         assert wait_until(lambda: made and stopped == made, timeout_s=10), (made, stopped)
         assert worker.topics() == []

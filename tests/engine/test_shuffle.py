@@ -293,9 +293,8 @@ def test_an_input_is_dealt_out_to_as_many_map_invocations_as_there_are_children(
     request = cluster.run("wordcount", {}, input={"url": inputs})
     assert request.state == "done", request.error
     assert dict(cluster.engine.result(request)) == expected_counts(TEXT, *small.values())
-    # 13 files, 1, 2 (the executor's children) or 3 map invocations
-    assert len(os.listdir(log_dir)) == (parallelism or cluster.engine.executor.size) == (
-        parallelism or 2)
+    # 13 files: 1 or 3 map invocations, or by default 2, the tests' executor children
+    assert len(os.listdir(log_dir)) == (parallelism or cluster.engine.executor.size)
 
 
 def test_a_crash_after_the_last_partition_commits_is_completed_by_its_redelivery(
