@@ -25,15 +25,18 @@ EMBEDDED_BACKENDS = {"kv_backend": "memory", "queue_backend": "memory",
 
 
 class Service:
-    def __init__(self, settings: Settings, *, worker: bool, serve: bool = True):
+    def __init__(self, settings: Settings, *, worker: bool, serve: bool = True,
+                 front_end: bool = True):
         """``serve``: follow the workflows and their requests, as front ends and workers do
-        (a command that only reads or removes records does not)."""
+        (a command that only reads or removes records does not); ``front_end``: this process
+        takes requests (not a distributed installation's worker)."""
         self.settings = settings
         self.kv = TimedKV(create_kv(settings))  # timed for mr_kv_operation_duration_seconds
         self.queue = create_queue(settings)
         self.data = create_data_store(settings)
         self.executor = ExecutorPool.from_settings(settings) if worker else None
-        self.engine = Engine(settings, self.kv, self.queue, self.data, self.executor)
+        self.engine = Engine(settings, self.kv, self.queue, self.data, self.executor,
+                             front_end=front_end)
         if serve:
             self.engine.serve()
         self.worker = Worker(self.engine).start() if worker and settings.consume else None
@@ -56,7 +59,7 @@ class Service:
             log.warning("MR_MESSAGE_SECRET is empty: invocation messages are neither signed nor "
                         "checked, so whoever can reach nsqd can make the workers run anything "
                         "(docs/deploy.rst, signed messages)")
-        return cls(settings, worker=worker)
+        return cls(settings, worker=worker, front_end=not worker)
 
     @classmethod
     def embedded(cls, settings: Settings) -> "Service":

@@ -120,10 +120,12 @@ class Cleaner:
 
     def _record_deletes(self, workflow: str, request_id: str,
                         cleanup_key: str | None) -> list[Operation]:
-        """Its record and run state go in one transaction; its cleanup entry with them."""
+        """Its record, run state and finished key go in one transaction; its cleanup entry
+        with them."""
         operations: list[Operation] = [
             Delete(self.keys.entity(Request.kind, workflow, request_id)),
-            Delete(self.keys.run(workflow, request_id), prefix=True)]
+            Delete(self.keys.run(workflow, request_id), prefix=True),
+            Delete(self.keys.finished(workflow) + request_id)]
         if cleanup_key:
             operations.append(Delete(cleanup_key))
         return operations

@@ -36,7 +36,7 @@ from mr.engine.signing import ForgedMessage, MessageSigner
 from mr.engine.shuffle import Shuffle
 from mr.engine.sweeper import Sweeper
 from mr.engine.trace import InvocationTrace, recording
-from mr.engine.tracker import TERMINAL_STATES, RequestTracker
+from mr.engine.tracker import TERMINAL_STATES, RequestTracker, WorkerRequests
 from mr.engine.tree import Tree
 from mr.executor import ExecutorPool
 from mr.executor.protocol import bounded_error
@@ -100,7 +100,9 @@ class Upload(NamedTuple):
 
 class Engine:
     def __init__(self, settings: Settings, kv: KV, queue: Queue, data: DataStore,
-                 executor: ExecutorPool | None = None):
+                 executor: ExecutorPool | None = None, *, front_end: bool = True):
+        """``front_end``: this process takes requests and waits for them (a front end, or
+        embedded mode), so it follows every request record; a worker alone does not."""
         self.settings = settings
         self.kv = kv
         self.queue = queue
@@ -118,7 +120,7 @@ class Engine:
         self.cleaner = Cleaner(self)
         self.sweeper = Sweeper(self)
         self.notifier = Notifier(self)
-        self.requests = RequestTracker(kv, self.keys)
+        self.requests = (RequestTracker if front_end else WorkerRequests)(kv, self.keys)
         self.requests.on_finish.append(self._stop_invocations)
         #: The greenlets running invocations, by (workflow, request id).
         self._in_progress: dict[tuple[str, str], set[gevent.Greenlet]] = {}
@@ -389,6 +391,7 @@ class Engine:
             changes["error"] = bounded_error(changes["error"], FAILURE_RECORD_LIMIT_BYTES)
         finished = request.replace(state=state, finished_at=time.time(), **changes)
         operations = [Put(self.request_key(request), finished.encode()), *writes,
+                      Put(self.finished_key(request), b""),  # what workers follow
                       *self.notifier.outbox.finished(finished)]
         if self.settings.do_cleanup_requests:
             operations.append(Put(self.cleaner.cleanup_key(finished),
@@ -405,6 +408,10 @@ class Engine:
 
     def request_key(self, request: Request) -> str:
         return self.keys.entity(Request.kind, request.workflow, request.request_id)
+
+    def finished_key(self, request: Request) -> str:
+        """Written with the request's final state, for the workers (``tracker.py``)."""
+        return self.keys.finished(request.workflow) + request.request_id
 
     def running(self, request: Request) -> Compare:
         """The request is unfinished: its record was never rewritten since it was created."""
@@ -538,13 +545,17 @@ class Engine:
                     marked.append(self._mark_active(active_key, trace))
                 gevent.sleep(interval)
 
-        # Not started before its first touch: most invocations end sooner, and killing a
-        # greenlet that never ran costs no switch into it.
-        toucher = gevent.spawn_later(interval, touch_forever)
+        # A timer until the first touch, not a greenlet: most invocations end sooner, and a
+        # timer started and closed costs a tenth of a greenlet spawned and killed.
+        touchers: list[gevent.Greenlet] = []
+        timer = gevent.get_hub().loop.timer(interval)
+        timer.start(lambda: touchers.append(gevent.spawn(touch_forever)))
         try:
             yield
         finally:
-            toucher.kill()
+            timer.close()
+            for toucher in touchers:
+                toucher.kill()
             if marked and marked[0]:
                 with contextlib.suppress(KVError):
                     self.kv.delete(active_key)

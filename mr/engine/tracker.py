@@ -3,11 +3,16 @@
 One watch per workflow over its request records keeps a cache of the running ones current and
 wakes the greenlets waiting for a request to finish. Finished requests are remembered only by
 id, in a bounded list, so that a long-lived process holds no finished records (a failed one
-carries its error) and its memory does not grow with the requests it has seen. Workers use the cache to skip the invocations of requests that
-already failed or were cancelled without a KV round trip per invocation; the commit of every
-invocation still compares the request's state in the KV, so a stale cache costs work, never
-correctness. A waiter registers before it looks at the request, and the watch runs from the
-revision of the initial listing, so no wake-up is lost.
+carries its error) and its memory does not grow with the requests it has seen. The cache lets
+an invocation of a request that already failed or was cancelled be skipped without a KV round
+trip; the commit of every invocation still compares the request's state in the KV, so a stale
+cache costs work, never correctness. A waiter registers before it looks at the request, and the
+watch runs from the revision of the initial listing, so no wake-up is lost.
+
+A worker that is not also a front end has no waiters and counts no running requests, so it
+follows less (``WorkerRequests``): only the empty keys that mark finished requests, to skip and
+stop their invocations; the running requests it reads are cached, a bounded number of them.
+Each request record written then goes to the front ends' watches alone, not to every worker's.
 """
 from __future__ import annotations
 
@@ -31,6 +36,8 @@ TERMINAL_STATES = ("done", "failed", "cancelled")
 FINISHED_REMEMBERED = 10000
 #: Request records read per round trip when a workflow's requests are loaded.
 LOAD_PAGE_SIZE = 500
+#: Running requests a worker keeps once read.
+WORKER_CACHED = 2000
 
 
 class RequestTracker:
@@ -145,8 +152,11 @@ class RequestTracker:
         # say "running" for ever after.
         if (workflow in self._greenlets and request.state not in TERMINAL_STATES
                 and (workflow, request_id) not in self._finished):
-            self._requests.setdefault((workflow, request_id), request)
+            self._cache((workflow, request_id), request)
         return request
+
+    def _cache(self, identity: tuple[str, str], request: Request) -> None:
+        self._requests.setdefault(identity, request)
 
     def wait(self, workflow: str, request_id: str, timeout_s: float) -> Request | None:
         """The request as it finished (None if it vanished unfinished); raises
@@ -172,3 +182,25 @@ class RequestTracker:
             greenlet = self._greenlets.pop(name, None)
             if greenlet is not None:
                 greenlet.kill()
+
+
+class WorkerRequests(RequestTracker):
+    """What a worker alone needs: the running requests it was asked to work on, read once and
+    cached, and which requests finished (their ``finished`` keys: a finished request's cached
+    copy goes with its key's watch event)."""
+
+    def __init__(self, kv: KV, keys: Keys):
+        super().__init__(kv, keys)
+        self._requests: collections.OrderedDict[tuple[str, str], Request] = \
+            collections.OrderedDict()
+
+    def _collection(self, workflow: str) -> str:
+        return self._keys.finished(workflow)
+
+    def _apply(self, workflow: str, key: str, value: bytes, revision: int) -> None:
+        self._forget((workflow, key.rsplit("/", 1)[1]))
+
+    def _cache(self, identity: tuple[str, str], request: Request) -> None:
+        self._requests[identity] = request
+        while len(self._requests) > WORKER_CACHED:
+            self._requests.popitem(last=False)

@@ -43,6 +43,11 @@ class Keys:
         so that a request runs the versions it was accepted with, whatever is synced since."""
         return f"{self.workflow_scope(workflow)}code/{version}"
 
+    def finished(self, workflow: str) -> str:
+        """``P/wf/<wf>/finished/``: an empty key per finished request, removed with it, for
+        the workers to follow instead of every request record."""
+        return f"{self.workflow_scope(workflow)}finished/"
+
     def run(self, workflow: str, request_id: str) -> str:
         """``P/wf/<wf>/run/<request_id>/``: a request's run state, removed in one range delete."""
         return f"{self.workflow_scope(workflow)}run/{request_id}/"

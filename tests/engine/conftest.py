@@ -118,13 +118,15 @@ def any_cluster(request, executor, tmp_path):
 
 @pytest.fixture
 def second_worker(cluster, executor):
-    """Start another worker of the cluster's engine with other capabilities."""
+    """Start another worker of the cluster, with other capabilities, as a worker process runs
+    it: an engine that takes no requests."""
     started = []
 
     def start(capabilities: tuple[str, ...]) -> Worker:
         engine = cluster.engine
         settings = engine.settings.with_overrides(system_capabilities=capabilities)
-        other = Engine(settings, engine.kv, engine.queue, engine.data, executor).serve()
+        other = Engine(settings, engine.kv, engine.queue, engine.data, executor,
+                       front_end=False).serve()
         started.append(other)
         return Worker(other).start()
 

@@ -6,7 +6,7 @@ import pytest
 
 from mr import codec
 from mr.engine import tracker as tracker_module
-from mr.engine.tracker import RequestTracker
+from mr.engine.tracker import RequestTracker, WorkerRequests
 from mr.kv.base import KVError
 from mr.kv.memory import MemoryKV
 from mr.models import Request
@@ -22,10 +22,10 @@ def store(kv, keys, state, workflow="w", **extra):
 
 
 @contextlib.contextmanager
-def following(kv, kv_prefix: str):
+def following(kv, kv_prefix: str, tracker_class=RequestTracker):
     """A tracker following workflow ``w``, and the keys it reads; stopped afterwards."""
     keys = Keys(kv_prefix)
-    tracker = RequestTracker(kv, keys)
+    tracker = tracker_class(kv, keys)
     tracker.start("w")
     try:
         yield tracker, keys
@@ -307,3 +307,44 @@ def test_a_watch_that_breaks_goes_on_after_the_last_event_it_saw(kv_prefix):
         assert tracker.running_count("w") == 1 and tracker.get("w", second).state == "running"
     finally:
         tracker.stop()
+
+
+def test_a_worker_alone_follows_finished_keys_not_records(kv, kv_prefix):
+    keys = Keys(kv_prefix)
+    finished_before = store(kv, keys, "failed")
+    kv.put(keys.finished("w") + finished_before, b"")
+    with following(kv, kv_prefix, WorkerRequests) as (tracker, _):
+        assert tracker.is_finished("w", finished_before)
+        done = store(kv, keys, "done")  # a record: only the front ends follow those
+        cancelled = store(kv, keys, "cancelled")
+        kv.put(keys.finished("w") + cancelled, b"")
+        wait_until(lambda: tracker.is_finished("w", cancelled))
+        assert not tracker.is_finished("w", done)
+
+
+def test_a_worker_alone_keeps_a_bounded_number_of_the_running_requests_it_read(
+        kv, kv_prefix, monkeypatch):
+    monkeypatch.setattr(tracker_module, "WORKER_CACHED", 2)
+    with following(kv, kv_prefix, WorkerRequests) as (tracker, keys):
+        first, second, third = (store(kv, keys, "running") for _ in range(3))
+        assert [tracker.get("w", request_id).request_id
+                for request_id in (first, second, third)] == [first, second, third]
+        reads_refused(monkeypatch, kv)
+        assert tracker.get("w", third).request_id == third
+        assert tracker.get("w", second).request_id == second
+        with pytest.raises(AssertionError, match="read .* from the KV"):
+            tracker.get("w", first)
+
+
+def test_a_worker_alone_drops_its_copy_of_a_request_and_stops_its_invocations_when_it_finishes(
+        kv, kv_prefix):
+    with following(kv, kv_prefix, WorkerRequests) as (tracker, keys):
+        stopped = []
+        tracker.on_finish.append(lambda *identity: stopped.append(identity))
+        request_id = store(kv, keys, "running")
+        assert tracker.get("w", request_id).state == "running"
+        assert ("w", request_id) in tracker._requests
+        finish(kv, keys, request_id)
+        kv.put(keys.finished("w") + request_id, b"")
+        wait_until(lambda: tracker.is_finished("w", request_id))
+        assert tracker._requests == {} and stopped == [("w", request_id)]

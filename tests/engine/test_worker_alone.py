@@ -1,0 +1,143 @@
+"""A worker process's engine, which takes no requests: it follows the ``finished`` keys of the
+requests rather than their records, and still stops the invocations of failed and cancelled
+requests, skips the messages of finished ones and leaves nothing behind them."""
+import gevent
+import pytest
+
+from mr.engine.engine import Engine
+from mr.engine.tracker import RequestTracker, WorkerRequests
+from mr.service import EMBEDDED_BACKENDS, Service
+from mr.settings import Settings
+from mr.worker.worker import Worker
+from tests.engine.test_guarantees import RecordedDelivery, record_publishes, until
+from tests.engine.test_requests import SUM_REDUCER
+
+SLEEPING_LEAF = "import time\ntime.sleep(30)\nyield MrConfigureToReturn()\nyield 'n', 1\n"
+QUICK_LEAF = "yield MrConfigureToReturn()\nyield 'n', 1\n"
+
+
+@pytest.fixture
+def worker_alone(cluster, executor):
+    """The cluster's invocations run by a worker alone (its own engine) from now on."""
+    cluster.worker.stop()
+    engine = Engine(cluster.engine.settings, cluster.engine.kv, cluster.engine.queue,
+                    cluster.engine.data, executor, front_end=False).serve()
+    worker = Worker(engine).start()
+    yield engine
+    worker.stop(timeout=0)
+    engine.stop()
+
+
+class RecordedReads:
+    """A KV whose reads of single keys are recorded: what one engine's tracker reads."""
+
+    def __init__(self, kv):
+        self._kv, self.read = kv, []
+
+    def get(self, key):
+        self.read.append(key)
+        return self._kv.get(key)
+
+    def __getattr__(self, name):
+        return getattr(self._kv, name)
+
+
+def fan_out_job(cluster, leaf_body: str, children: int = 2) -> None:
+    cluster.handler("fan_out", "mapper", "yield MrConfigureToMap('leaf')\n"
+                                         f"for n in range({children}):\n    yield str(n), n\n")
+    cluster.handler("leaf_map", "mapper", leaf_body)
+    cluster.handler("add", "reducer", SUM_REDUCER)
+    cluster.step("leaf", "leaf_map", "add")
+    cluster.step("root", "fan_out", "add")
+    cluster.job("j", "root")
+
+
+def finished_keys(cluster) -> list[str]:
+    return [stored.key for stored in cluster.engine.kv.range(
+        cluster.engine.keys.finished(cluster.workflow), prefix=True).kvs]
+
+
+def test_a_cancelled_requests_invocations_stop_in_a_worker_alone(cluster, worker_alone):
+    fan_out_job(cluster, SLEEPING_LEAF)
+    request = cluster.engine.submit(cluster.workflow, "j", {}, blocking=False)
+    identity = (cluster.workflow, request.request_id)
+    until("both leaves running", lambda: len(worker_alone._in_progress.get(identity, ())) == 2)
+    cancelled = cluster.engine.cancel(cluster.workflow, request.request_id)
+    assert finished_keys(cluster) == [cluster.engine.finished_key(cancelled)]
+    until("the leaves stopped", lambda: identity not in worker_alone._in_progress, timeout_s=5)
+    assert worker_alone.requests.is_finished(*identity)
+    cluster.engine.release(cancelled)
+    assert finished_keys(cluster) == []
+
+
+def test_a_failure_stops_its_running_siblings_in_a_worker_alone(cluster, worker_alone):
+    fan_out_job(cluster, "import time\nname, _ = arguments[0]\nif name == '1':\n"
+                         "    time.sleep(0.5)\n    raise RuntimeError('the fast failure')\n"
+                + SLEEPING_LEAF)
+    started = gevent.get_hub().loop.now()
+    failed = cluster.run("j", {}, timeout_s=20)
+    assert failed.error["message"] == "the fast failure"
+    assert finished_keys(cluster) == [cluster.engine.finished_key(failed)]
+    until("the sleeping sibling stopped", lambda: not worker_alone._in_progress, timeout_s=5)
+    assert gevent.get_hub().loop.now() - started < 15
+
+
+def test_a_worker_alone_reads_a_request_once_and_learns_when_it_finished(cluster,
+                                                                        worker_alone):
+    reads = worker_alone.requests._kv = RecordedReads(worker_alone.requests._kv)
+    fan_out_job(cluster, QUICK_LEAF, children=3)
+    done = [cluster.run("j", {}) for _ in range(2)]
+    assert [dict(cluster.engine.result(request)) for request in done] == [{"n": 3}] * 2
+    assert reads.read == [cluster.engine.request_key(request) for request in done]
+    until("both seen finished", lambda: all(worker_alone.requests.is_finished(
+        cluster.workflow, request.request_id) for request in done))
+    assert worker_alone.requests._requests == {}
+    assert sorted(finished_keys(cluster)) == sorted(cluster.engine.finished_key(request)
+                                                    for request in done)
+    for request in done:
+        cluster.engine.release(request)
+    assert finished_keys(cluster) == []
+
+
+def test_a_message_of_a_request_a_worker_alone_saw_finish_runs_nothing(cluster, worker_alone,
+                                                                      monkeypatch):
+    """Its record is not even read again: the finished key said enough."""
+    published = record_publishes(monkeypatch, cluster)
+    fan_out_job(cluster, QUICK_LEAF)
+    done = cluster.run("j", {})
+    until("the finish seen", lambda: worker_alone.requests.is_finished(
+        cluster.workflow, done.request_id))
+    ran = []
+    monkeypatch.setattr(worker_alone.tree, "run", lambda *arguments, **_: ran.append(arguments))
+    reads = worker_alone.requests._kv = RecordedReads(worker_alone.requests._kv)
+    for message in published:
+        delivery = RecordedDelivery(worker_alone, message)
+        worker_alone.handle(delivery)
+        assert delivery.requeued == []
+    # The root, its two children and its reduce.
+    assert len(published) == 4 and ran == [] and reads.read == []
+
+
+def test_only_a_distributed_installations_worker_follows_less(monkeypatch):
+    made = {}
+    monkeypatch.setattr(Service, "__init__", lambda self, settings, **roles: made.update(
+        {roles["worker"]: roles["front_end"]}))
+    settings = Settings.load({}).with_overrides(
+        kv_backend="etcd", queue_backend="nsq", data_store_url="file:///shared",
+        message_secret="s")
+    for worker in (True, False):
+        Service.shared(settings, worker=worker)
+    assert made == {True: False, False: True}
+
+
+@pytest.mark.parametrize("front_end, tracker", [(True, RequestTracker),
+                                                (False, WorkerRequests)])
+def test_a_service_gives_its_engine_the_tracker_of_its_roles(front_end, tracker):
+    settings = Settings.load({}).with_overrides(executor_processes=1, **EMBEDDED_BACKENDS)
+    service = Service(settings, worker=True, serve=False, front_end=front_end)
+    try:
+        assert type(service.engine.requests) is tracker
+    finally:
+        service.stop()
+    assert type(Engine(settings, service.kv, service.queue, service.data).requests) \
+        is RequestTracker  # by default an engine takes requests
