@@ -679,11 +679,14 @@ def test_every_branch_records_its_place_in_the_tree(cluster):
                       (middles[1], root, "middle", 2, "leaf", "waiting")])
 
 
-def test_the_session_of_a_leaf_request_is_kept_for_inspection(cluster):
-    """``mr session list`` shows what the mapper of a request stored, the root's included."""
+@pytest.mark.parametrize("value", ["1", "'x' * 2000"], ids=["inline", "stored"])
+def test_the_session_of_a_leaf_request_is_kept_for_inspection(cluster, value):
+    """``mr session list`` shows what the mapper of a request stored, the root's included,
+    whether the result rides in the request record or is stored beside it."""
     leaf_job(cluster, "S_SET('seen', len(arguments))\nyield MrConfigureToReturn()\n"
-                      "yield 'k', 1\n")
+                      f"yield 'k', {value}\n", FIRST_VALUES)
     request = cluster.run("j", {"x": 1, "y": 2})
+    assert request.state == "done" and (request.result_ref is not None) == (value != "1")
     session = Session(cluster.engine.kv, cluster.workflow, request.request_id,
                       request.root_invocation_id, cluster.engine.settings.kv_prefix)
     assert session.list() == {"seen": 2}

@@ -20,7 +20,7 @@ from tests.engine.faults import intercept_publishes, redeliver_after_handling
 from tests.engine.test_delivery import publish_everything_twice
 from tests.engine.test_guarantees import RecordedDelivery, is_root_map, record_publishes
 from tests.engine.test_handler_environment import exec_handler
-from tests.engine.test_requests import SUM_REDUCER
+from tests.engine.test_requests import SUM_REDUCER, wordcount
 from tests.engine.test_shuffle import count_job, write_inputs
 
 SPLIT = """
@@ -116,6 +116,16 @@ def test_counters_are_summed_per_invocation_and_per_request(cluster):
     status = create_app(cluster.engine).test_client().get(
         f"/request/{cluster.workflow}/{request.request_id}").get_json()
     assert status["counters"] == expected
+
+
+def test_commits_that_count_nothing_write_no_counters(cluster):
+    """A commit writes its counters beside it only when it counted something: the run state
+    of a request without counters has none."""
+    wordcount(cluster, with_branch=True)
+    request = cluster.run("wordcount", {"a": "x y", "b": "z"})
+    assert request.state == "done" and request.counters is None
+    assert cluster.engine.kv.range(cluster.engine.keys.counters(
+        cluster.workflow, request.request_id), prefix=True).kvs == []
 
 
 def test_a_leaf_request_counts_too(cluster):
