@@ -23,8 +23,12 @@ def test_a_signed_payload_is_verified_and_any_change_is_refused():
     body = signer.sign(b"payload")
     assert body != b"payload" and signer.verified(body) == b"payload"
     altered = body[:-1] + b"P"
-    for forged, reason in [(altered, "does not match"), (b"payload", "not signed"),
-                           (MessageSigner("another secret").sign(b"payload"), "does not match")]:
+    not_signed = "^it is not signed \\(MR_MESSAGE_SECRET is set here\\)$"
+    does_not_match = "^its signature does not match this cluster's MR_MESSAGE_SECRET$"
+    for forged, reason in [(altered, does_not_match), (b"payload", not_signed),
+                           (MessageSigner("another secret").sign(b"payload"), does_not_match),
+                           (body[:len(body) - len(b"payload")], not_signed),  # no payload
+                           (body[:10], not_signed)]:
         with pytest.raises(ForgedMessage, match=reason):
             signer.verified(forged)
     unsigned = MessageSigner("")
