@@ -8,6 +8,7 @@ import pytest
 
 from mr import codec
 from mr.codec import CodecError
+from mr.kv.base import Compare
 from mr.models import (AlreadyExistsError, ConflictError, EntityStore, Handler, InUseError,
                        InvalidReferenceError, Invocation, Job, ModelError, NotFoundError,
                        ReadOnlySessionError, Request, Session, Step, ValidationError, Workflow)
@@ -139,6 +140,20 @@ def test_key_layout_and_stored_value(store, kv, kv_prefix):
         f"{kv_prefix}/wf/w/step/s", f"{kv_prefix}/workflow/w"])
     stored = codec.decode(kv.get(f"{kv_prefix}/wf/w/job/j1").value)
     assert stored == {"workflow": "w", "description": "a job", "initial_step_name": "s"}
+
+
+def test_a_create_under_guards_says_which_failed_before_anything_else(store, kv, kv_prefix):
+    """A guard that still holds is no conflict: the create fails for its own reason."""
+    marker = f"{kv_prefix}/marker"
+    kv.put(marker, b"read")
+    read_at = Compare(marker, "mod_revision", "==", kv.get(marker).mod_revision)
+    store.create(Workflow(name="w", description="d"), guards=[read_at])
+    with pytest.raises(AlreadyExistsError, match="^workflow 'w' already exists$"):
+        store.create(Workflow(name="w", description="d"), guards=[read_at])
+    kv.put(marker, b"changed")
+    with pytest.raises(ConflictError,
+                       match=f"^workflow 'w': {marker} changed since it was read$"):
+        store.create(Workflow(name="w", description="d"), guards=[read_at])
 
 
 def test_operations_read_and_write_only_their_own_prefix(kv, kv_prefix):
