@@ -35,6 +35,11 @@ def test_capabilities_normalize_identically(given, normalized):
     assert normalize_capability(given) == normalized
 
 
+def test_a_capability_that_is_no_name_is_refused_as_a_capability():
+    with pytest.raises(InvalidNameError, match="^capability 'g p u' may contain only "):
+        normalize_capability("g p u")
+
+
 def test_topic_names_are_normalized_and_checked():
     assert topic_name("wf", "map", "GPU") == "mr.wf.map.gpu"
     with pytest.raises(ValueError):
