@@ -9,6 +9,7 @@ import pytest
 from mr import codec
 from mr.codec import CodecError
 from mr.kv.base import Compare
+from mr.models.keys import Keys
 from mr.models import (AlreadyExistsError, ConflictError, EntityStore, Handler, InUseError,
                        InvalidReferenceError, Invocation, Job, ModelError, NotFoundError,
                        ReadOnlySessionError, Request, Session, Step, ValidationError, Workflow)
@@ -157,6 +158,7 @@ def test_a_create_under_guards_says_which_failed_before_anything_else(store, kv,
 
 
 def test_operations_read_and_write_only_their_own_prefix(kv, kv_prefix):
+    assert Keys(kv_prefix + "/tenantX/").workflows() == f"{kv_prefix}/tenantX/workflow/"
     EntityStore(kv, kv_prefix + "/one").create(Workflow(name="w", description="d"))
     assert EntityStore(kv, kv_prefix + "/two").list(Workflow) == []
     assert EntityStore(kv, kv_prefix + "/one/").get(Workflow, "w").description == "d"

@@ -35,6 +35,11 @@ def test_capabilities_normalize_identically(given, normalized):
     assert normalize_capability(given) == normalized
 
 
+def test_a_name_that_is_no_string_is_refused_naming_its_type():
+    with pytest.raises(InvalidNameError, match="^workflow name must be a string, got int$"):
+        check_workflow_name(7)
+
+
 def test_a_capability_that_is_no_name_is_refused_as_a_capability():
     with pytest.raises(InvalidNameError, match="^capability 'g p u' may contain only "):
         normalize_capability("g p u")
