@@ -7,7 +7,12 @@ import gevent
 import pytest
 
 from mr.engine.engine import Engine
-from mr.models import Handler, Job, NotFoundError, Step, Workflow
+from mr.engine.served import ServedWorkflows
+from mr.kv import mirror
+from mr.kv.base import KVError
+from mr.kv.memory import MemoryKV
+from mr.models import EntityStore, Handler, Job, NotFoundError, Step, Workflow
+from mr.models.keys import Keys
 from mr.worker.worker import Worker
 
 SERVED_WITHIN_S = 1.0
@@ -153,3 +158,27 @@ def test_a_subscription_that_fails_halfway_leaves_no_consumer(cluster, executor,
         create_workflow(cluster.store, name)
         assert wait_until(lambda: made and stopped == made, timeout_s=10), (made, stopped)
         assert worker.topics() == []
+
+
+def test_a_failing_watch_of_the_workflows_is_logged_by_name_and_followed_again(monkeypatch,
+                                                                              caplog):
+    kv, keys = MemoryKV(), Keys("/served")
+    failures, watch = [KVError("etcd went away")], kv.watch
+
+    def failing_once(*arguments, **options):
+        if failures:
+            raise failures.pop()
+        return watch(*arguments, **options)
+
+    monkeypatch.setattr(kv, "watch", failing_once)
+    monkeypatch.setattr(mirror, "RETRY_S", 0.01)
+    served = ServedWorkflows(kv, keys)
+    served.start()
+    try:
+        EntityStore(kv, "/served").create(Workflow(name="w", description="d"))
+        with gevent.Timeout(SERVED_WITHIN_S):
+            while "w" not in served:
+                gevent.sleep(0.01)
+    finally:
+        served.stop()
+    assert "the watch of the workflows failed (etcd went away); retrying" in caplog.text

@@ -13,6 +13,7 @@ from mr.engine.dispatch import child_id
 from mr.engine.trace_graph import FAILED_LINE, draw
 from mr.engine.trace_tree import Collapsed, read_trace, shown_children
 from mr.executor.reporting import MAX_COUNTERS
+from mr.models import Invocation, Request
 from mr.queue.base import QueueError
 from mr.web.app import create_app
 from tests.engine.conftest import start_cluster
@@ -126,6 +127,20 @@ def test_commits_that_count_nothing_write_no_counters(cluster):
     assert request.state == "done" and request.counters is None
     assert cluster.engine.kv.range(cluster.engine.keys.counters(
         cluster.workflow, request.request_id), prefix=True).kvs == []
+
+
+def test_records_written_before_steps_were_recorded_show_no_step(cluster):
+    """A request record from before ``root_step``, and a branch's from before
+    ``mapped_step``, are drawn with an empty step rather than a made-up one."""
+    root_id = "c" * 32
+    request = cluster.store.create(Request(
+        workflow=cluster.workflow, job_name="j", root_invocation_id=root_id, blocking=False,
+        state="running", created_at=1.0))
+    cluster.store.create(Invocation(
+        workflow=cluster.workflow, invocation_id=root_id, request_id=request.request_id,
+        step_name="s", direction="map", state="waiting", mapped_count=2))
+    root = read_trace(cluster.engine, cluster.workflow, request.request_id).root
+    assert (root.step, [child.step for child in root.children]) == ("", ["", ""])
 
 
 def test_a_leaf_request_counts_too(cluster):
