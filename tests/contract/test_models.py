@@ -9,10 +9,10 @@ import pytest
 from mr import codec
 from mr.codec import CodecError
 from mr.kv.base import Compare
-from mr.models.keys import Keys
 from mr.models import (AlreadyExistsError, ConflictError, EntityStore, Handler, InUseError,
                        InvalidReferenceError, Invocation, Job, ModelError, NotFoundError,
                        ReadOnlySessionError, Request, Session, Step, ValidationError, Workflow)
+from mr.models.keys import Keys
 
 ID_A, ID_B, ID_C = "a" * 32, "b" * 32, "c" * 32
 SOURCE = {"mapper": "yield MrConfigureToReturn()\nfor k, v in arguments:\n    yield k, v\n",

@@ -1,7 +1,6 @@
 """A worker process's engine, which takes no requests: it follows the ``finished`` keys of the
 requests rather than their records, and still stops the invocations of failed and cancelled
 requests, skips the messages of finished ones and leaves nothing behind them."""
-import gevent
 import pytest
 
 from mr.engine.engine import Engine
@@ -75,12 +74,11 @@ def test_a_failure_stops_its_running_siblings_in_a_worker_alone(cluster, worker_
     fan_out_job(cluster, "import time\nname, _ = arguments[0]\nif name == '1':\n"
                          "    time.sleep(0.5)\n    raise RuntimeError('the fast failure')\n"
                 + SLEEPING_LEAF)
-    started = gevent.get_hub().loop.now()
     failed = cluster.run("j", {}, timeout_s=20)
     assert failed.error["message"] == "the fast failure"
     assert finished_keys(cluster) == [cluster.engine.finished_key(failed)]
+    # Long before its 30 s sleep ends.
     until("the sleeping sibling stopped", lambda: not worker_alone._in_progress, timeout_s=5)
-    assert gevent.get_hub().loop.now() - started < 15
 
 
 def test_a_worker_alone_reads_a_request_once_and_learns_when_it_finished(cluster,
