@@ -27,6 +27,8 @@ INLINE_PAIR_LIMIT_BYTES = 64 * 1024
 #: Messages per multi-publish, and their total size, kept under nsqd's default body limit.
 PUBLISH_BATCH_COUNT = 1000
 PUBLISH_BATCH_BYTES = 4 * 1024 * 1024
+#: A request record larger than this (encoded) is read by the worker, not carried by the root.
+CARRIED_RECORD_LIMIT_BYTES = 8 * 1024
 
 
 def child_id(parent_id: str, position: int) -> str:
@@ -113,9 +115,14 @@ class Dispatcher:
                                  step, ancestors, data_ref=data_ref, redelivered=redelivered)
 
     def root(self, request: Request) -> InvocationMessage:
+        """The root's message, with the request's record when it is small (``record``)."""
+        encoded = request.encode()
+        carried = (None if request.mod_revision is None
+                   or len(encoded) > CARRIED_RECORD_LIMIT_BYTES
+                   else (request.mod_revision, encoded))
         return InvocationMessage(request.workflow, request.request_id,
                                  request.root_invocation_id, MAP, request.root_step,
-                                 data_ref=request.arguments_ref)
+                                 data_ref=request.arguments_ref, record=carried)
 
     def publish(self, request: Request, messages: list[InvocationMessage],
                 on_batch: Callable[[InvocationMessage], None] | None = None) -> None:

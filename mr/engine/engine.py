@@ -442,7 +442,8 @@ class Engine:
             return  # finished, cancelled or removed: nothing left to do
         trace = InvocationTrace(attempts=message.attempts)
         try:
-            request = self.requests.get(invocation.workflow, invocation.request_id)
+            request = self.requests.get(invocation.workflow, invocation.request_id,
+                                        invocation.record if message.attempts == 1 else None)
             if request is None or request.state != "running" or self.expire(request):
                 return  # finished, cancelled, removed or out of time: nothing left to do
             recheck = message.attempts > 1 or invocation.redelivered

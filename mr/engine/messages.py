@@ -46,15 +46,18 @@ class InvocationMessage:
     redelivered: bool = False
     #: REDUCE of a step with partitions: the one partition this invocation reduces.
     partition: int | None = None
+    #: The root's first publish: its request's record as created (revision, encoded), so that
+    #: a worker that knows of every finish since then need not read it (tracker.py).
+    record: tuple[int, bytes] | None = None
 
     def encode(self) -> bytes:
         fields = [_VERSION, self.workflow, self.request_id, self.invocation_id, self.kind,
                   self.step, [a.to_list() for a in self.ancestors], self.pair, self.data_ref]
-        if self.redelivered or self.partition is not None:
-            fields.append(self.redelivered)
-        if self.partition is not None:
-            fields.append(self.partition)
-        return codec.encode(fields)
+        optional = [self.redelivered, self.partition,
+                    None if self.record is None else list(self.record)]
+        while optional and (optional[-1] is None or optional[-1] is False):
+            optional.pop()
+        return codec.encode(fields + optional)
 
     @classmethod
     def decode(cls, body: bytes) -> "InvocationMessage":
@@ -65,7 +68,8 @@ class InvocationMessage:
          data_ref, *rest) = fields
         return cls(workflow, request_id, invocation_id, kind, step,
                    tuple(Ancestor(*ancestor) for ancestor in ancestors), pair, data_ref,
-                   bool(rest and rest[0]), rest[1] if len(rest) > 1 else None)
+                   bool(rest and rest[0]), rest[1] if len(rest) > 1 else None,
+                   tuple(rest[2]) if len(rest) > 2 else None)
 
     @property
     def parent(self) -> Ancestor | None:

@@ -17,6 +17,7 @@ Each request record written then goes to the front ends' watches alone, not to e
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 from collections import defaultdict
 from typing import Callable
@@ -45,8 +46,13 @@ class RequestTracker:
         self._kv = kv
         self._keys = keys
         self._requests: dict[tuple[str, str], Request] = {}
-        self._finished: collections.OrderedDict[tuple[str, str], None] = \
+        #: Finished requests by id, with the revision they were seen finished at.
+        self._finished: collections.OrderedDict[tuple[str, str], int] = \
             collections.OrderedDict()
+        #: The latest revision of a finish no longer remembered.
+        self._forgotten_up_to = 0
+        #: The revision of each workflow's last listing: its watch tells every change since.
+        self._listed_at: dict[str, int] = {}
         self._waiters: dict[tuple[str, str], list[gevent.event.AsyncResult]] = defaultdict(list)
         self._greenlets: dict[str, gevent.Greenlet] = {}
         #: Called with (workflow, request_id) when a request is seen to finish or vanish.
@@ -68,6 +74,7 @@ class RequestTracker:
         for page in self._kv.pages(self._collection(workflow), LOAD_PAGE_SIZE):
             for stored in page:
                 self._apply(workflow, stored.key, stored.value, stored.mod_revision)
+        self._listed_at[workflow] = revision
         return revision
 
     def _follow(self, workflow: str, revision: int) -> None:
@@ -80,7 +87,8 @@ class RequestTracker:
                         if event.type == "put":
                             self._apply(workflow, event.kv.key, event.kv.value, revision)
                         else:
-                            self._forget((workflow, event.kv.key.rsplit("/", 1)[1]))
+                            self._forget((workflow, event.kv.key.rsplit("/", 1)[1]),
+                                         revision)
             except CompactedError:
                 log.warning("request watch of %s fell behind compaction; reloading", workflow)
                 revision = self._reload(workflow)
@@ -102,20 +110,21 @@ class RequestTracker:
         identity = (workflow, request.request_id)
         if request.state in TERMINAL_STATES:
             self._requests.pop(identity, None)
-            self._remember_finished(identity)
+            self._remember_finished(identity, revision)
             self._wake(identity, request)
         else:
             self._requests[identity] = request
 
-    def _remember_finished(self, identity: tuple[str, str]) -> None:
-        self._finished[identity] = None
+    def _remember_finished(self, identity: tuple[str, str], revision: int) -> None:
+        self._finished[identity] = revision
         self._finished.move_to_end(identity)
         while len(self._finished) > FINISHED_REMEMBERED:
-            self._finished.popitem(last=False)
+            _, forgotten = self._finished.popitem(last=False)
+            self._forgotten_up_to = max(self._forgotten_up_to, forgotten)
 
-    def _forget(self, identity: tuple[str, str]) -> None:
+    def _forget(self, identity: tuple[str, str], revision: int) -> None:
         """The request was removed: its waiters learn it is gone (None), not its last state."""
-        self._remember_finished(identity)
+        self._remember_finished(identity, revision)
         self._requests.pop(identity, None)
         self._wake(identity, None)
 
@@ -139,8 +148,10 @@ class RequestTracker:
         for listener in self.on_finish:
             listener(*identity)
 
-    def get(self, workflow: str, request_id: str) -> Request | None:
-        """The request as last seen when it is running; read from the KV otherwise."""
+    def get(self, workflow: str, request_id: str,
+            carried: tuple[int, bytes] | None = None) -> Request | None:
+        """The request as last seen when it is running; read from the KV otherwise.
+        ``carried``: its record as created (revision, encoded), for ``WorkerRequests``."""
         request = self._requests.get((workflow, request_id))
         if request is not None:
             return request
@@ -180,6 +191,7 @@ class RequestTracker:
         """Stop following ``workflow`` (its workflow was deleted), or every workflow."""
         for name in [workflow] if workflow is not None else list(self._greenlets):
             greenlet = self._greenlets.pop(name, None)
+            self._listed_at.pop(name, None)
             if greenlet is not None:
                 greenlet.kill()
 
@@ -198,7 +210,25 @@ class WorkerRequests(RequestTracker):
         return self._keys.finished(workflow)
 
     def _apply(self, workflow: str, key: str, value: bytes, revision: int) -> None:
-        self._forget((workflow, key.rsplit("/", 1)[1]))
+        self._forget((workflow, key.rsplit("/", 1)[1]), revision)
+
+    def get(self, workflow: str, request_id: str,
+            carried: tuple[int, bytes] | None = None) -> Request | None:
+        """Without a KV read when the request's record came with its message (``carried``)
+        and a finish of it could not have escaped this process: the request was created after
+        the last listing of the finished keys, and no finish seen since its creation was
+        forgotten. Like any cached copy, it is then as current as the watch."""
+        identity = (workflow, request_id)
+        if (carried is not None and identity not in self._requests
+                and identity not in self._finished
+                and carried[0] > max(self._listed_at.get(workflow, carried[0]),
+                                     self._forgotten_up_to)):
+            with contextlib.suppress(ModelError):
+                request = Request.decode(request_id, carried[1]).with_revision(carried[0])
+                if request.state not in TERMINAL_STATES:
+                    self._cache(identity, request)
+                    return request
+        return super().get(workflow, request_id)
 
     def _cache(self, identity: tuple[str, str], request: Request) -> None:
         self._requests[identity] = request

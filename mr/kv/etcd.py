@@ -25,6 +25,7 @@ from mr.kv.base import (KV, CompactedError, Compare, Delete, DeleteResult, Get, 
                         KVSpaceExceededError, LeaseNotFoundError, Operation, Put, PutResult,
                         QueuedWatch, RangeResult, TransactionTooLargeError, TxnResult,
                         WatchEvent, prefix_range_end)
+from mr.kv.batching import TouchedKeys, TxnBatcher
 from mr.kv.http_connection import ConnectionPool, RequestNotSent, TlsError
 
 log = logging.getLogger(__name__)
@@ -203,6 +204,30 @@ def _is_unauthenticated(error: Exception) -> bool:
         or "user name is empty" in error.text)
 
 
+def _writes(request: dict) -> bool:
+    """A transaction request with an operation that is not a read."""
+    return any("request_range" not in operation
+               for operation in (*request["success"], *request["failure"]))
+
+
+def _txn_result(response: dict, revision: int) -> TxnResult:
+    """A transaction's answer; ``revision``: the call's (a nested one's header is empty)."""
+    responses = []
+    for item in response.get("responses", []):
+        if "response_range" in item:
+            responses.append(_range_result(item["response_range"]))
+        elif "response_put" in item:
+            put = item["response_put"]
+            previous = put.get("prev_kv")
+            responses.append(PutResult(_revision(put) or revision,
+                                       _key_value(previous) if previous else None))
+        else:
+            deleted = item.get("response_delete_range", {})
+            responses.append(DeleteResult(int(deleted.get("deleted", 0)),
+                                          _revision(deleted) or revision))
+    return TxnResult(bool(response.get("succeeded")), revision, responses)
+
+
 def _json(payload: dict) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
@@ -245,6 +270,9 @@ class EtcdKV(KV):
         self._watches: list[_EtcdWatch] = []
         self._credentials = (user, password) if user else None
         self._token: str | None = None
+        self._transactions = TxnBatcher(self._send_txn, self._send_txns,
+                                        refused=(_EtcdError, ValueError, KVSpaceExceededError,
+                                                 LeaseNotFoundError))
         if self._credentials:
             self.authenticate()
 
@@ -397,24 +425,28 @@ class EtcdKV(KV):
 
     def txn(self, compare: Sequence[Compare], success: Sequence[Operation] = (),
             failure: Sequence[Operation] = ()) -> TxnResult:
+        """Made while another transaction of this client is in flight, it may go to etcd with
+        others that touch none of its keys (mr.kv.batching)."""
         request = {"compare": [self._compare(c) for c in compare],
                    "success": [self._operation(o) for o in success],
                    "failure": [self._operation(o) for o in failure]}
-        writes = any(not isinstance(o, Get) for o in (*success, *failure))
-        response = self._call("/v3/kv/txn", request, writes=writes)
-        responses = []
-        for item in response.get("responses", []):
-            if "response_range" in item:
-                responses.append(_range_result(item["response_range"]))
-            elif "response_put" in item:
-                put = item["response_put"]
-                previous = put.get("prev_kv")
-                responses.append(PutResult(_revision(put),
-                                           _key_value(previous) if previous else None))
-            else:
-                deleted = item.get("response_delete_range", {})
-                responses.append(DeleteResult(int(deleted.get("deleted", 0)), _revision(deleted)))
-        return TxnResult(bool(response.get("succeeded")), _revision(response), responses)
+        size = sum(len(value) for op in (*success, *failure)
+                   if isinstance(op, Put) for value in (op.key, op.value))
+        return self._transactions.run(request, TouchedKeys.of(compare, (*success, *failure)),
+                                      size)
+
+    def _send_txn(self, request: dict) -> TxnResult:
+        response = self._call("/v3/kv/txn", request, writes=_writes(request))
+        return _txn_result(response, _revision(response))
+
+    def _send_txns(self, requests: list[dict]) -> list[TxnResult]:
+        """Several transactions in one call, each nested in it."""
+        response = self._call("/v3/kv/txn",
+                              {"success": [{"request_txn": request} for request in requests]},
+                              writes=any(_writes(request) for request in requests))
+        revision = _revision(response)
+        return [_txn_result(item.get("response_txn", {}), revision)
+                for item in response.get("responses", [])]
 
     @staticmethod
     def _compare(condition: Compare) -> dict:

@@ -18,3 +18,17 @@ def test_a_body_that_is_not_a_message_of_this_version_is_refused(fields):
 
 def test_a_message_decodes_to_itself():
     assert InvocationMessage.decode(MESSAGE.encode()) == MESSAGE
+
+
+@pytest.mark.parametrize("message", [
+    InvocationMessage("w", "r", "i", MAP, "s", record=(12, b"record")),
+    InvocationMessage("w", "r", "i", MAP, "s", redelivered=True, record=(12, b"record")),
+    InvocationMessage("w", "r", "i", MAP, "s", partition=0),
+    InvocationMessage("w", "r", "i", MAP, "s", redelivered=True),
+], ids=["a record", "redelivered with a record", "partition 0", "redelivered"])
+def test_a_message_with_its_optional_fields_decodes_to_itself(message):
+    assert InvocationMessage.decode(message.encode()) == message
+
+
+def test_a_message_without_optional_fields_encodes_none_of_them():
+    assert len(codec.decode(MESSAGE.encode())) == 9

@@ -348,3 +348,80 @@ def test_a_worker_alone_drops_its_copy_of_a_request_and_stops_its_invocations_wh
         kv.put(keys.finished("w") + request_id, b"")
         wait_until(lambda: tracker.is_finished("w", request_id))
         assert tracker._requests == {} and stopped == [("w", request_id)]
+
+
+def carried(kv, keys, request_id: str) -> tuple[int, bytes]:
+    """A request's record as its root message carries it: (revision, encoded)."""
+    stored = kv.get(keys.entity(Request.kind, "w", request_id))
+    return stored.mod_revision, stored.value
+
+
+def finished_and_marked(kv, keys, request_id: str) -> None:
+    finish(kv, keys, request_id)
+    kv.put(keys.finished("w") + request_id, b"")
+
+
+def test_a_worker_alone_takes_the_carried_record_of_a_request_created_since_it_listed(
+        kv, kv_prefix, monkeypatch):
+    with following(kv, kv_prefix, WorkerRequests) as (tracker, keys):
+        request_id = store(kv, keys, "running", context={"n": 1})
+        record = carried(kv, keys, request_id)
+        reads_refused(monkeypatch, kv)
+        request = tracker.get("w", request_id, record)
+        assert (request.request_id, request.state, request.context) == (request_id, "running",
+                                                                        {"n": 1})
+        assert request.mod_revision == record[0]
+        assert tracker.get("w", request_id) == request  # cached, as one read would be
+
+
+def test_a_worker_alone_reads_a_request_created_before_it_listed_whatever_came_with_it(
+        kv, kv_prefix):
+    """Its finish may have come and gone before the listing: only the KV knows."""
+    keys = Keys(kv_prefix)
+    request_id = store(kv, keys, "running")
+    record = carried(kv, keys, request_id)
+    finish(kv, keys, request_id)  # finished and released: no finished key left to list
+    with following(kv, kv_prefix, WorkerRequests) as (tracker, _):
+        assert tracker.get("w", request_id, record).state == "done"
+
+
+def test_a_worker_alone_reads_a_request_whose_finish_it_may_have_forgotten(kv, kv_prefix,
+                                                                          monkeypatch):
+    monkeypatch.setattr(tracker_module, "FINISHED_REMEMBERED", 1)
+    with following(kv, kv_prefix, WorkerRequests) as (tracker, keys):
+        older, forgotten, remembered = (store(kv, keys, "running") for _ in range(3))
+        records = {request_id: carried(kv, keys, request_id)
+                   for request_id in (older, forgotten, remembered)}
+        finished_and_marked(kv, keys, forgotten)
+        finished_and_marked(kv, keys, older)
+        wait_until(lambda: tracker.is_finished("w", older))  # and ``forgotten`` no longer is
+        newer = store(kv, keys, "running")
+        newer_record = carried(kv, keys, newer)
+        assert tracker.get("w", forgotten, records[forgotten]).state == "done"
+        assert tracker.get("w", remembered, records[remembered]).state == "running"
+        reads_refused(monkeypatch, kv)
+        assert tracker.get("w", newer, newer_record).state == "running"
+
+
+def test_a_worker_alone_reads_a_request_whose_carried_record_it_cannot_take(kv, kv_prefix,
+                                                                           monkeypatch):
+    with following(kv, kv_prefix, WorkerRequests) as (tracker, keys):
+        finished_record = store(kv, keys, "failed")
+        undecodable = store(kv, keys, "running")
+        records = [carried(kv, keys, finished_record), (carried(kv, keys, undecodable)[0],
+                                                        b"not a record")]
+        got = []
+        monkeypatch.setattr(kv, "get", lambda key, read=kv.get: got.append(key) or read(key))
+        assert tracker.get("w", finished_record, records[0]).state == "failed"
+        assert tracker.get("w", undecodable, records[1]).state == "running"
+        assert got == [keys.entity(Request.kind, "w", request_id)
+                       for request_id in (finished_record, undecodable)]
+
+
+def test_a_front_end_reads_what_it_does_not_follow_whatever_came_with_it(kv, kv_prefix):
+    with following(kv, kv_prefix) as (tracker, keys):
+        request_id = store(kv, keys, "running")
+        record = carried(kv, keys, request_id)
+        finish(kv, keys, request_id)
+        wait_until(lambda: tracker.is_finished("w", request_id))
+        assert tracker.get("w", request_id, record).state == "done"

@@ -3,9 +3,12 @@ requests rather than their records, and still stops the invocations of failed an
 requests, skips the messages of finished ones and leaves nothing behind them."""
 import pytest
 
+from mr.engine.dispatch import CARRIED_RECORD_LIMIT_BYTES
 from mr.engine.engine import Engine
+from mr.engine.messages import MAP, InvocationMessage
 from mr.engine.tracker import RequestTracker, WorkerRequests
 from mr.service import EMBEDDED_BACKENDS, Service
+from mr.models import Request
 from mr.settings import Settings
 from mr.worker.worker import Worker
 from tests.engine.test_guarantees import RecordedDelivery, record_publishes, until
@@ -81,13 +84,14 @@ def test_a_failure_stops_its_running_siblings_in_a_worker_alone(cluster, worker_
     until("the sleeping sibling stopped", lambda: not worker_alone._in_progress, timeout_s=5)
 
 
-def test_a_worker_alone_reads_a_request_once_and_learns_when_it_finished(cluster,
-                                                                        worker_alone):
+def test_a_worker_alone_takes_a_request_from_its_root_and_learns_when_it_finished(
+        cluster, worker_alone):
+    """Each request's record came with its root's message: the worker read none of them."""
     reads = worker_alone.requests._kv = RecordedReads(worker_alone.requests._kv)
     fan_out_job(cluster, QUICK_LEAF, children=3)
     done = [cluster.run("j", {}) for _ in range(2)]
     assert [dict(cluster.engine.result(request)) for request in done] == [{"n": 3}] * 2
-    assert reads.read == [cluster.engine.request_key(request) for request in done]
+    assert reads.read == []
     until("both seen finished", lambda: all(worker_alone.requests.is_finished(
         cluster.workflow, request.request_id) for request in done))
     assert worker_alone.requests._requests == {}
@@ -140,3 +144,32 @@ def test_a_service_gives_its_engine_the_tracker_of_its_roles(front_end, tracker)
         service.stop()
     assert type(Engine(settings, service.kv, service.queue, service.data).requests) \
         is RequestTracker  # by default an engine takes requests
+
+
+@pytest.mark.parametrize("attempts, taken", [(1, True), (2, False)])
+def test_a_worker_alone_takes_a_carried_record_on_a_first_delivery_only(cluster, worker_alone,
+                                                                       monkeypatch, attempts,
+                                                                       taken):
+    """A message delivered again may belong to a request finished since: ask the KV."""
+    record = (7, b"the record")
+    asked = []
+    monkeypatch.setattr(worker_alone.requests, "get", lambda *arguments: asked.append(
+        arguments))  # and None: the request is gone, nothing runs
+    message = InvocationMessage(cluster.workflow, "r" * 32, "i" * 32, MAP, "root",
+                                record=record)
+    worker_alone.handle(RecordedDelivery(worker_alone, message, attempts))
+    assert asked == [(cluster.workflow, "r" * 32, record if taken else None)]
+
+
+def test_a_root_carries_its_requests_record_as_created_when_it_is_small(cluster,
+                                                                       monkeypatch):
+    published = record_publishes(monkeypatch, cluster)
+    fan_out_job(cluster, QUICK_LEAF)
+    small, large = (cluster.engine.submit(cluster.workflow, "j", {}, blocking=False,
+                                          context={"note": "n" * size})
+                    for size in (10, CARRIED_RECORD_LIMIT_BYTES))
+    roots = {message.request_id: message for message in published if message.step == "root"}
+    revision, encoded = roots[small.request_id].record
+    assert revision == small.mod_revision
+    assert Request.decode(small.request_id, encoded) == small
+    assert roots[large.request_id].record is None
