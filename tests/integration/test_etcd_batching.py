@@ -3,6 +3,7 @@ each still has the outcome it would have had alone."""
 import gevent
 import pytest
 
+from benchmarks import etcd_batching
 from mr.kv import batching
 from mr.kv.base import Compare, Get, LeaseNotFoundError, Put
 from tests.conftest import etcd_client
@@ -107,3 +108,14 @@ def test_a_large_transaction_goes_alone_at_once(kv, kv_prefix, calls):
                 (kv.txn, [], [Put(f"{kv_prefix}/small", b"1")]))
     assert calls == [1, 1, 1]
     assert kv.get(f"{kv_prefix}/large").value == large
+
+
+def test_the_batching_benchmark_measures_both_ways(monkeypatch, capsys):
+    monkeypatch.setattr(etcd_batching, "TRANSACTIONS", 64)
+    assert etcd_batching.main(["--rounds", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        " 1 at once, alone   ", " 8 at once, alone   ", " 8 at once, together",
+        "16 at once, alone   ", "16 at once, together"]
+    assert all("transactions/s; CPU ms per transaction: etcd " in line for line in lines)
+    assert batching.CALLS_IN_FLIGHT == 1  # put back after each case
