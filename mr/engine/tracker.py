@@ -42,6 +42,10 @@ WORKER_CACHED = 2000
 
 
 class RequestTracker:
+    #: Whether the watch leaves deletions out: a front end needs them (a request removed
+    #: unfinished wakes its waiters), a worker alone does not.
+    _puts_only = False
+
     def __init__(self, kv: KV, keys: Keys):
         self._kv = kv
         self._keys = keys
@@ -81,7 +85,8 @@ class RequestTracker:
         while True:
             try:
                 with self._kv.watch(self._collection(workflow), prefix=True,
-                                    start_revision=revision + 1) as watch:
+                                    start_revision=revision + 1,
+                                    puts_only=self._puts_only) as watch:
                     for event in watch:
                         revision = event.revision
                         if event.type == "put":
@@ -102,6 +107,9 @@ class RequestTracker:
         return self._load(workflow)
 
     def _apply(self, workflow: str, key: str, value: bytes, revision: int) -> None:
+        known = self._requests.get((workflow, key.rsplit("/", 1)[1]))
+        if known is not None and known.mod_revision == revision:
+            return  # this very record is known already: a request this process recorded
         try:
             request = Request.decode(key.rsplit("/", 1)[1], value).with_revision(revision)
         except ModelError as error:  # one bad record must not blind the process to the rest
@@ -200,6 +208,8 @@ class WorkerRequests(RequestTracker):
     """What a worker alone needs: the running requests it was asked to work on, read once and
     cached, and which requests finished (their ``finished`` keys: a finished request's cached
     copy goes with its key's watch event)."""
+
+    _puts_only = True  # a finished key's removal says nothing new
 
     def __init__(self, kv: KV, keys: Keys):
         super().__init__(kv, keys)

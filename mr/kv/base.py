@@ -262,11 +262,12 @@ class KV(abc.ABC):
 
     @abc.abstractmethod
     def watch(self, key: str, *, prefix: bool = False, start_revision: int = 0,
-              prev_kv: bool = False) -> Watch:
+              prev_kv: bool = False, puts_only: bool = False) -> Watch:
         """Changes to ``key`` (or under it, with ``prefix``) from ``start_revision`` on.
 
         ``start_revision`` 0 means "changes after now". To miss nothing between a read and a
-        watch, pass the read's revision + 1.
+        watch, pass the read's revision + 1. ``puts_only``: no deletions (the store does not
+        even send them: etcd's NODELETE filter).
         """
 
     @abc.abstractmethod

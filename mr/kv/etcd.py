@@ -121,11 +121,14 @@ class _EtcdWatch(QueuedWatch):
     """A watch over one gateway stream, reopened from the next revision whenever it breaks: on
     the next member of the cluster if it broke because its member failed."""
 
-    def __init__(self, kv: "EtcdKV", key: str, prefix: bool, start_revision: int, prev_kv: bool):
+    def __init__(self, kv: "EtcdKV", key: str, prefix: bool, start_revision: int, prev_kv: bool,
+                 puts_only: bool):
         self._kv = kv
         self._request = _key_range(key, prefix)
         if prev_kv:
             self._request["prev_kv"] = True
+        if puts_only:
+            self._request["filters"] = ["NODELETE"]
         # "From now" is pinned to a revision at once, so that a write made after watch()
         # returns is seen even if the stream connects later.
         self._next_revision = start_revision or kv.current_revision() + 1
@@ -468,8 +471,8 @@ class EtcdKV(KV):
             return {"request_delete_range": _key_range(operation.key, operation.prefix)}
         raise TypeError(f"not a transaction operation: {operation!r}")
 
-    def watch(self, key, *, prefix=False, start_revision=0, prev_kv=False):
-        watch = _EtcdWatch(self, key, prefix, start_revision, prev_kv)
+    def watch(self, key, *, prefix=False, start_revision=0, prev_kv=False, puts_only=False):
+        watch = _EtcdWatch(self, key, prefix, start_revision, prev_kv, puts_only)
         self._watches = [w for w in self._watches if not w.cancelled] + [watch]
         return watch
 

@@ -30,17 +30,21 @@ class _Lease:
 
 
 class _MemoryWatch(QueuedWatch):
-    def __init__(self, store: "MemoryKV", key: str, prefix: bool, prev_kv: bool):
+    def __init__(self, store: "MemoryKV", key: str, prefix: bool, prev_kv: bool,
+                 puts_only: bool):
         super().__init__()
         self._store = store
         self.key = key
         self.prefix = prefix
         self.prev_kv = prev_kv
+        self.puts_only = puts_only
 
     def matches(self, key: str) -> bool:
         return key.startswith(self.key) if self.prefix else key == self.key
 
     def deliver(self, event: WatchEvent) -> None:
+        if self.puts_only and event.type == "delete":
+            return
         if not self.prev_kv and event.prev_kv is not None:
             event = WatchEvent(event.type, event.kv)
         self.push(event)
@@ -200,11 +204,11 @@ class MemoryKV(KV):
 
     # Watches
 
-    def watch(self, key, *, prefix=False, start_revision=0, prev_kv=False):
+    def watch(self, key, *, prefix=False, start_revision=0, prev_kv=False, puts_only=False):
         with self._lock:
             if self._closed:
                 raise RuntimeError("the store is closed")
-            watch = _MemoryWatch(self, key, prefix, prev_kv)
+            watch = _MemoryWatch(self, key, prefix, prev_kv, puts_only)
             if start_revision and start_revision < self._compact_revision:
                 watch.push(CompactedError(self._compact_revision))
                 return watch

@@ -224,6 +224,22 @@ def test_watch_from_now_sees_only_later_changes_of_its_key(kv, kv_prefix):
     assert [(e.type, e.kv.value) for e in events] == [("put", b"after"), ("delete", b"")]
 
 
+def test_a_puts_only_watch_leaves_deletions_out_past_and_live(kv, kv_prefix):
+    start = kv.current_revision() + 1
+    kv.put(f"{kv_prefix}/p/a", b"1")
+    kv.delete(f"{kv_prefix}/p/a")
+    with kv.watch(f"{kv_prefix}/p/", prefix=True, start_revision=start,
+                  puts_only=True) as watch:
+        kv.put(f"{kv_prefix}/p/b", b"2")
+        kv.delete(f"{kv_prefix}/p/", prefix=True)
+        kv.put(f"{kv_prefix}/p/c", b"3")
+        events = _collect(watch, 3)
+        assert watch.get(timeout=0.3) is None
+    assert [(e.type, e.kv.key, e.kv.value) for e in events] == [
+        ("put", f"{kv_prefix}/p/{name}", value) for name, value in
+        (("a", b"1"), ("b", b"2"), ("c", b"3"))]
+
+
 def test_watch_with_prev_kv(kv, kv_prefix):
     key = f"{kv_prefix}/pk"
     kv.put(key, b"old")

@@ -145,6 +145,25 @@ def test_a_request_recorded_here_is_known_without_a_kv_read(kv, kv_prefix, monke
         assert tracker.running_count("w") == 1
 
 
+def test_the_record_of_a_request_recorded_here_is_not_decoded_again_when_its_watch_sees_it(
+        kv, kv_prefix, monkeypatch):
+    """Only its later versions are (its final state, here)."""
+    decoded = []
+    decode = Request.decode.__func__
+    monkeypatch.setattr(Request, "decode", classmethod(
+        lambda cls, key, data: decoded.append(key) or decode(cls, key, data)))
+    with following(kv, kv_prefix) as (tracker, keys):
+        request_id = store(kv, keys, "running")
+        wait_until(lambda: tracker.running_count("w") == 1)  # another front end's: decoded
+        mine = Request(workflow="w", job_name="j", root_invocation_id="a" * 32,
+                       state="running", blocking=True)
+        key = keys.entity(Request.kind, "w", mine.request_id)
+        tracker.track(mine.with_revision(kv.put(key, mine.encode()).revision))
+        finish(kv, keys, mine.request_id)  # decoded: a read for the test, and by the watch
+        wait_until(lambda: tracker.is_finished("w", mine.request_id))
+        assert decoded == [request_id, mine.request_id, mine.request_id]
+
+
 def test_a_request_seen_finished_is_not_tracked_as_running_afterwards(kv, kv_prefix):
     with following(kv, kv_prefix) as (tracker, keys):
         request_id = store(kv, keys, "done")
@@ -348,6 +367,11 @@ def test_a_worker_alone_drops_its_copy_of_a_request_and_stops_its_invocations_wh
         kv.put(keys.finished("w") + request_id, b"")
         wait_until(lambda: tracker.is_finished("w", request_id))
         assert tracker._requests == {} and stopped == [("w", request_id)]
+        kv.delete(keys.finished("w") + request_id)  # its release: nothing to learn, once more
+        second = store(kv, keys, "running")
+        kv.put(keys.finished("w") + second, b"")
+        wait_until(lambda: tracker.is_finished("w", second))
+        assert stopped == [("w", request_id), ("w", second)]
 
 
 def carried(kv, keys, request_id: str) -> tuple[int, bytes]:
