@@ -70,6 +70,21 @@ class DataStore(abc.ABC):
         """Remove every object under ``prefix/``; returns how many. A missing prefix removes 0."""
         return self._backend(self._delete_tree, check_path(prefix))
 
+    def delete_trees(self, prefixes: list[str]) -> list[Exception | None]:
+        """``delete_tree`` of each prefix, in one call to the backend (one handoff to a thread
+        for them all): for each, None, or the error it failed with."""
+        return self._backend(self._delete_each, [check_path(prefix) for prefix in prefixes])
+
+    def _delete_each(self, prefixes: list[str]) -> list[Exception | None]:
+        outcomes: list[Exception | None] = []
+        for prefix in prefixes:
+            try:
+                self._delete_tree(prefix)
+                outcomes.append(None)
+            except Exception as error:  # noqa: BLE001 — the caller decides, per prefix
+                outcomes.append(error)
+        return outcomes
+
     def list_tree(self, prefix: str = "") -> list[str]:
         """Sorted paths (as given to ``put``) of the objects under ``prefix/``; all when empty."""
         return self._backend(self._list_tree, check_path(prefix) if prefix else "")

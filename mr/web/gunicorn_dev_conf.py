@@ -8,5 +8,5 @@ from mr.web.gunicorn_base_conf import mr_settings
 
 bind = f"{mr_settings.http_host}:{mr_settings.http_port}"
 workers = 1
-loglevel = "debug"
+loglevel = "info"  # each request is in the access log already; debug would log it twice
 accesslog = "/dev/stderr"  # gunicorn's "-" means stdout; keep every log line on one stream

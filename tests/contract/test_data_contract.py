@@ -103,6 +103,24 @@ def test_delete_tree_removes_only_that_prefix(store):
     assert store.delete_tree("b") == 0 and store.get("b") == b"x"
 
 
+def test_delete_trees_removes_each_and_says_how_each_went(store, monkeypatch):
+    for path in ["a/1", "b/2", "c/3", "d/4"]:
+        store.put(path, b"x")
+    assert store.delete_trees(["a", "missing", "c"]) == [None, None, None]
+    assert store.list_tree() == ["b/2", "d/4"]
+    delete_tree = store._delete_tree
+
+    def refusing_b(prefix):
+        if prefix == "b":
+            raise OSError("refused")
+        return delete_tree(prefix)
+
+    monkeypatch.setattr(store, "_delete_tree", refusing_b)
+    refused, removed = store.delete_trees(["b", "d"])
+    assert (type(refused), str(refused), removed) == (OSError, "refused", None)
+    assert store.list_tree() == ["b/2"]
+
+
 def test_a_tree_can_be_written_again_after_deletion(store):
     store.put("r/1", b"old")
     store.delete_tree("r")

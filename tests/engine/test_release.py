@@ -1,6 +1,8 @@
 """A front end removes each request whose result it delivered soon after, in the background:
 the requests delivered meanwhile go together, in one transaction, and one that cannot be removed
 is left to its cleanup entry. In embedded mode and over etcd."""
+from typing import Callable
+
 import gevent
 import gevent.event
 
@@ -58,13 +60,19 @@ def removed(cluster, requests: list[Request], timeout_s: float = 10) -> bool:
 
 
 def test_requests_delivered_together_are_removed_in_one_transaction(cluster, monkeypatch):
+    """And their data in one call to the data store (one handoff to its thread)."""
     requests = finished_requests(cluster, 3)
     assert all(left_of(cluster, request) for request in requests)
     counting = counting_transactions(cluster, monkeypatch)
+    listings = []
+    delete_trees = cluster.engine.data.delete_trees
+    monkeypatch.setattr(cluster.engine.data, "delete_trees",
+                        lambda prefixes: listings.append(prefixes) or delete_trees(prefixes))
     for request in requests:
         cluster.engine.cleaner.release_soon(request)
     assert removed(cluster, requests)
     assert counting.transactions == 1
+    assert listings == [[f"{cluster.workflow}/{request.request_id}" for request in requests]]
 
 
 def test_requests_delivered_one_after_another_within_the_linger_go_together(cluster,
@@ -82,15 +90,15 @@ def test_requests_delivered_one_after_another_within_the_linger_go_together(clus
 def test_requests_delivered_while_others_are_removed_go_together_next(cluster, monkeypatch):
     first, *later = finished_requests(cluster, 3)
     removing, go_on = gevent.event.Event(), gevent.event.Event()
-    delete_tree = cluster.engine.data.delete_tree
+    delete_trees = cluster.engine.data.delete_trees
 
-    def held_for_the_first(prefix):
-        if prefix.endswith(first.request_id):
+    def held_for_the_first(prefixes):
+        if any(prefix.endswith(first.request_id) for prefix in prefixes):
             removing.set()
             go_on.wait()
-        return delete_tree(prefix)
+        return delete_trees(prefixes)
 
-    monkeypatch.setattr(cluster.engine.data, "delete_tree", held_for_the_first)
+    monkeypatch.setattr(cluster.engine.data, "delete_trees", held_for_the_first)
     counting = counting_transactions(cluster, monkeypatch)
     cluster.engine.cleaner.release_soon(first)
     assert removing.wait(timeout=10)
@@ -110,17 +118,28 @@ def test_a_request_delivered_after_the_others_were_removed_is_removed_too(cluste
     assert removed(cluster, [later])
 
 
-def refuse_removal(monkeypatch, cluster, stuck: Request):
-    """The data store refuses to remove the files of ``stuck``; its own ``delete_tree``."""
-    delete_tree = cluster.engine.data.delete_tree
+def refuse_removal(monkeypatch, cluster, stuck: Request) -> Callable[[], None]:
+    """The data store refuses to remove the files of ``stuck``, whether alone (``delete_tree``,
+    the removal of due requests) or among delivered ones (``delete_trees``), until the
+    returned function is called."""
+    data = cluster.engine.data
+    delete_tree, delete_trees = data.delete_tree, data.delete_trees
 
-    def refuse_one(prefix):
+    def refuse_alone(prefix):
         if prefix.endswith(stuck.request_id):
             raise OSError("the disk says no")
         return delete_tree(prefix)
 
-    monkeypatch.setattr(cluster.engine.data, "delete_tree", refuse_one)
-    return delete_tree
+    def refuse_among(prefixes):
+        outcomes = delete_trees([prefix for prefix in prefixes
+                                 if not prefix.endswith(stuck.request_id)])
+        return [OSError("the disk says no") if prefix.endswith(stuck.request_id)
+                else outcomes.pop(0) for prefix in prefixes]
+
+    monkeypatch.setattr(data, "delete_tree", refuse_alone)
+    monkeypatch.setattr(data, "delete_trees", refuse_among)
+    return lambda: (setattr(data, "delete_tree", delete_tree),
+                    setattr(data, "delete_trees", delete_trees))
 
 
 def test_a_delivered_request_that_cannot_be_removed_waits_for_its_cleanup_entry(cluster,
@@ -129,12 +148,12 @@ def test_a_delivered_request_that_cannot_be_removed_waits_for_its_cleanup_entry(
     cluster.engine.sweeper.stop()  # this test runs the removal pass itself
     cluster.engine.settings = cluster.engine.settings.with_overrides(result_retention_s=0.0)
     stuck, *others = finished_requests(cluster, 3)
-    delete_tree = refuse_removal(monkeypatch, cluster, stuck)
+    accept_removal = refuse_removal(monkeypatch, cluster, stuck)
     for request in [stuck, *others]:
         cluster.engine.cleaner.release_soon(request)
     assert removed(cluster, others)
     assert cluster.engine.get_request(cluster.workflow, stuck.request_id).state == "done"
-    monkeypatch.setattr(cluster.engine.data, "delete_tree", delete_tree)
+    accept_removal()
     assert cluster.engine.cleaner.remove_due() == 1
     assert left_of(cluster, stuck) == []
 

@@ -26,13 +26,13 @@ def test_a_delivered_request_is_removed_after_its_answer_was_sent(served, monkey
     engine, port = served
     answered = gevent.event.Event()
     answered_before_removal = []
-    delete_tree = engine.data.delete_tree
+    delete_trees = engine.data.delete_trees
 
-    def removing(prefix):
+    def removing(prefixes):
         answered_before_removal.append(answered.wait(timeout=5))
-        return delete_tree(prefix)
+        return delete_trees(prefixes)
 
-    monkeypatch.setattr(engine.data, "delete_tree", removing)
+    monkeypatch.setattr(engine.data, "delete_trees", removing)
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         connection.request("POST", "/job/w/j", body=b'{"arguments": {"a": 1}}', headers=JSON)
