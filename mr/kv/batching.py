@@ -7,10 +7,10 @@ then go in one call, each as a nested transaction of it (etcd 3.3 and later).
 
 etcd evaluates every nested transaction's compares against the state before any of them ran,
 then applies their operations in order; and it refuses two puts of one key in a call. So only
-transactions that touch no common key (compared, read or written) go together: each then has
-the outcome it would have had alone, whichever order they are taken in. The others go in other
-calls, sent at the same time: no transaction waits behind one it conflicts with for more than
-the call in flight when it came.
+transactions that share no key one of them writes go together (comparing or reading the same
+key is no conflict): each then has the outcome it would have had alone, whichever order they
+are taken in. The others go in other calls, sent at the same time: no transaction waits behind
+one it conflicts with for more than the call in flight when it came.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ Result = TypeVar("Result")
 KeyInterval = tuple[bytes, "bytes | None"]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class TouchedKeys:
     """The keys a transaction reads (compares or gets) and writes, in either branch."""
     reads: list[KeyInterval]
@@ -79,7 +79,6 @@ def _any_overlap(first: list[KeyInterval], second: list[KeyInterval]) -> bool:
 class _Waiting(Generic[Request, Result]):
     request: Request
     keys: TouchedKeys
-    size: int
     answer: gevent.event.AsyncResult = dataclasses.field(
         default_factory=gevent.event.AsyncResult)
 
@@ -110,7 +109,7 @@ class TxnBatcher(Generic[Request, Result]):
                 return self._send_one(request)
             finally:
                 self._call_ended()
-        waiting = _Waiting(request, keys, size)
+        waiting = _Waiting(request, keys)
         self._waiting.append(waiting)
         try:
             return waiting.answer.get()
