@@ -92,9 +92,8 @@ class Cleaner:
         together."""
         failed: dict[int, Exception] = {}
         for store in self.engine.stores:
-            chosen = [index for index, request in enumerate(requests)
-                      if index not in failed and (store is self.engine.data
-                                                  or self.cleanup_value(request))]
+            chosen = [index for index, request in enumerate(requests) if index not in failed
+                      and store in self._stores(shuffled=bool(self.cleanup_value(request)))]
             try:
                 outcomes = store.delete_trees([f"{requests[index].workflow}/"
                                                f"{requests[index].request_id}"
@@ -122,8 +121,13 @@ class Cleaner:
         self.kv.txn([], self._record_deletes(workflow, request_id, cleanup_key))
 
     def _remove_data(self, workflow: str, request_id: str, shuffled: bool) -> None:
-        for store in self.engine.stores if shuffled else [self.engine.data]:
+        for store in self._stores(shuffled):
             store.delete_tree(f"{workflow}/{request_id}")
+
+    def _stores(self, shuffled: bool) -> list:
+        """The stores a request may have left data in: the shuffle store too when
+        ``shuffled``."""
+        return self.engine.stores if shuffled else [self.engine.data]
 
     def _record_deletes(self, workflow: str, request_id: str,
                         cleanup_key: str | None) -> list[Operation]:

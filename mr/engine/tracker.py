@@ -229,10 +229,10 @@ class WorkerRequests(RequestTracker):
         the last listing of the finished keys, and no finish seen since its creation was
         forgotten. Like any cached copy, it is then as current as the watch."""
         identity = (workflow, request_id)
-        if (carried is not None and identity not in self._requests
+        listed_at = self._listed_at.get(workflow)
+        if (carried is not None and listed_at is not None and identity not in self._requests
                 and identity not in self._finished
-                and carried[0] > max(self._listed_at.get(workflow, carried[0]),
-                                     self._forgotten_up_to)):
+                and carried[0] > max(listed_at, self._forgotten_up_to)):
             with contextlib.suppress(ModelError):
                 request = Request.decode(request_id, carried[1]).with_revision(carried[0])
                 if request.state not in TERMINAL_STATES:

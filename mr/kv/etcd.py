@@ -429,7 +429,7 @@ class EtcdKV(KV):
     def txn(self, compare: Sequence[Compare], success: Sequence[Operation] = (),
             failure: Sequence[Operation] = ()) -> TxnResult:
         """Made while another transaction of this client is in flight, it may go to etcd with
-        others that touch none of its keys (mr.kv.batching)."""
+        others, when none of them writes a key another one touches (mr.kv.batching)."""
         request = {"compare": [self._compare(c) for c in compare],
                    "success": [self._operation(o) for o in success],
                    "failure": [self._operation(o) for o in failure]}
