@@ -4,8 +4,8 @@ the tests.
 Each server runs in its own data directory, bound to 127.0.0.1, with a pid file there that names
 exactly the process that was started; stopping goes by that pid (checked against the process's
 command line, so a recycled pid is never signalled), never by process name. The binaries come from
-``scripts/install-servers``: etcd from Debian's etcd-server, nsqd and nsqlookupd built into
-``$MR_TOOLS_DIR/bin`` (default ``~/.cache/mr/bin``); moto's S3 server from the test extra.
+``scripts/install-servers``: etcd, nsqd and nsqlookupd built into ``$MR_TOOLS_DIR/bin`` (default
+``~/.cache/mr/bin``), preferred to any on the PATH; moto's S3 server from the test extra.
 """
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ def tools_dir() -> Path:
 
 
 def find_binary(name: str) -> str:
-    """The server binary: on PATH, else where scripts/install-servers puts it."""
-    found = shutil.which(name) or shutil.which(name, path=str(tools_dir() / "bin"))
+    """The server binary: the one scripts/install-servers built, else the one on PATH."""
+    found = shutil.which(name, path=str(tools_dir() / "bin")) or shutil.which(name)
     if not found:
         raise ServerError(f"{name} is not installed; run scripts/install-servers")
     return found
@@ -220,7 +220,7 @@ def etcd(data_dir: Path, client_port: int = 0, peer_port: int = 0,
          tie_to_parent: bool = False, max_txn_ops: int = MAX_TXN_OPS,
          quota_backend_bytes: int = 0, compaction_retention: str = "5m",
          tls: EtcdTls | None = None) -> ServerProcess:
-    """An etcd member of a one-node cluster (v3 API only; etcd 3.4 has v2 off by default).
+    """An etcd member of a one-node cluster (v3 API only).
 
     Its history is compacted every ``compaction_retention`` to the revision of that long ago
     (periodic mode): without it every write stays in the history until the database reaches
