@@ -9,8 +9,8 @@ both modes: the request benchmarks' (everything above END_OF_GENERATED) and the 
 benchmarks' (between DATA_START and DATA_END, added at the end the first time); the
 hand-written analysis below each is kept.
 
-``--peers`` runs P1 and P2 on Celery and Dask right after mr's request benchmarks and prints
-them beside mr's (see benchmarks/peers); with ``--write`` that comparison goes between
+``--peers`` then runs P1 and P2 on mr distributed, Celery and Dask, taking turns in rounds, and
+prints them side by side (see benchmarks/peers); with ``--write`` that comparison goes between
 compare.PEERS_START and compare.PEERS_END (added before the data benchmarks the first time).
 """
 from __future__ import annotations
@@ -168,8 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
                         help="run only in these modes")
     parser.add_argument("--peers", action="store_true",
-                        help="run P1 and P2 on Celery and Dask too, right after mr's, and set "
-                             "them side by side (their venv: scripts/benchmark --peers)")
+                        help="then run P1 and P2 on mr distributed, Celery and Dask, taking "
+                             "turns in rounds, and set them side by side (the peers' venv: "
+                             "scripts/benchmark --peers)")
     arguments = parser.parse_args(argv)
     if arguments.peers and not {"P1", "P2"} <= set(arguments.only):
         parser.error("--peers sets mr's P1 and P2 beside Celery's and Dask's: run both")

@@ -1,24 +1,31 @@
-"""mr beside Celery and Dask: the figures of P1 and P2 of each, side by side, with mr
-distributed's ratio to each peer; the table printed by ``--peers`` and its section of
-docs/benchmarks.rst."""
+"""mr beside Celery and Dask: the figures of P1 and P2 of each, side by side (medians over
+the rounds in which they took turns), with mr distributed's ratio to each peer; the table
+printed by ``--peers`` and its section of docs/benchmarks.rst."""
 from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
 
 from benchmarks import fan_out_throughput, http_latency
 from benchmarks.common import MODES, REQUEST_WAIT_S, BenchmarkError, Row, number, percentile
 
 TITLE = "Beside Celery and Dask"
 DESCRIPTION = """\
-P1 and P2 run on two peers right after mr's own P1 and P2, in the same run on the same
-machine, and are driven as those drive mr: the same requests, warm-ups, concurrent clients,
-time limit and percentiles, every answer checked. The peers live in a venv of their own
-(``.venv-peers``, the packages of ``benchmarks/peers/requirements.txt``, made by
-``scripts/benchmark --peers``, which also installs Debian's ``redis-server``). Their jobs
-(``benchmarks/peers/peer_jobs``) do what the benchmark jobs do: a map task returns its pairs
-(P1: ``[["x", 1]]``; P2: ``[["sum", n]]`` for child n) and a reduce task sums each key's values
-over the pairs of all the map tasks.
+P1 and P2 run on two peers in the same run as mr's own, on the same machine, and are driven as
+those drive mr: the same requests, warm-ups, concurrent clients, time limit and percentiles,
+every answer checked. mr distributed and the peers take turns, in rounds: in each round each of
+them runs P1 then P2, in an order that rotates from round to round, while the others' servers
+stand idle; so a machine whose speed drifts during the run (another tenant's load, say) slows
+all three alike within a round. A figure in the table is the median over the rounds, and a ratio
+the median of the ratios of the rounds (each of mr's figures over the peer's of the same round);
+the notes give every round's. mr embedded's figures are those of its own P1 and P2 above.
+
+The peers live in a venv of their own (``.venv-peers``, the packages of
+``benchmarks/peers/requirements.txt``, made by ``scripts/benchmark --peers``, which also
+installs Debian's ``redis-server``). Their jobs (``benchmarks/peers/peer_jobs``) do what the
+benchmark jobs do: a map task returns its pairs (P1: ``[["x", 1]]``; P2: ``[["sum", n]]`` for
+child n) and a reduce task sums each key's values over the pairs of all the map tasks.
 
 - Celery: P1 is a chord of one map task whose callback is the reduce task,
   ``chord([map_pairs.s(pairs)])(reduce_pairs.s()).get()``; P2 a chord of the N map tasks with
@@ -28,12 +35,12 @@ over the pairs of all the map tasks.
   (a free port of 127.0.0.1) and its directory (a temporary one). One worker:
   ``celery worker --pool prefork --concurrency 2``, with Celery's defaults otherwise (JSON
   messages, a prefetch multiplier of 4, a task acknowledged just before it runs). Redis and the
-  worker are started by the run and stopped by it.
+  worker are started before the first round and stopped after the last, as mr's cluster is.
 - Dask: a ``LocalCluster(n_workers=2, threads_per_worker=1)`` (worker processes, no dashboard)
-  and one ``Client``, started and closed by the run. P1 is ``client.submit(map, pairs)``, then
-  ``client.submit(reduce, [future]).result()``; P2 is N submits of map and one submit of reduce
-  over their futures. Every submit passes ``pure=False``, so that no request is answered with an
-  earlier request's result.
+  and one ``Client``, started and closed by each of its turns. P1 is
+  ``client.submit(map, pairs)``, then ``client.submit(reduce, [future]).result()``; P2 is N
+  submits of map and one submit of reduce over their futures. Every submit passes
+  ``pure=False``, so that no request is answered with an earlier request's result.
 - The clients: each peer's own client library, in one process, one thread per concurrent
   client (mr's client: greenlets of one process, one keep-alive connection each).
 
@@ -156,40 +163,69 @@ def mr_figures(rows: dict[str, list[Row]], mode: str,
 
 
 @dataclasses.dataclass(frozen=True)
+class Round:
+    """One turn of each: mr distributed's P1 and P2 rows, and each peer's timings."""
+    mr_rows: dict[str, list[Row]]
+    peers: list[PeerTimings]
+
+
+@dataclasses.dataclass(frozen=True)
 class Line:
-    """One measure of one workload, for mr in each mode and for each peer."""
+    """One measure of one workload: mr's figure in each mode and each peer's, the medians over
+    the rounds (mr embedded's from its own run), and mr distributed's ratio to each peer in
+    each round where both have the figure."""
     workload: str
     measure: str
     lower_is_faster: bool
     mr: dict[str, float]
     peers: dict[str, float]
+    ratios: dict[str, list[float]]
 
     def ratio(self, peer: str) -> float | None:
-        """mr distributed's figure over the peer's."""
-        mine, theirs = self.mr.get(RATIO_MODE), self.peers.get(peer)
-        return None if mine is None or not theirs else mine / theirs
+        """The median of the rounds' ratios."""
+        ratios = self.ratios.get(peer)
+        return statistics.median(ratios) if ratios else None
 
 
 @dataclasses.dataclass(frozen=True)
 class Comparison:
     workload: Workload
+    #: mr's own run, whose embedded figures the table shows beside the rounds'.
     mr_rows: dict[str, list[Row]]
-    peers: list[PeerTimings]
+    rounds: list[Round]
+
+    @property
+    def peer_names(self) -> list[str]:
+        return list(dict.fromkeys(timings.peer for each in self.rounds for timings in each.peers))
 
     def lines(self) -> list[Line]:
-        mr = {mode: mr_figures(self.mr_rows, mode, self.workload) for mode in MODES}
-        peers = {timings.peer: timings.figures(self.workload) for timings in self.peers}
+        embedded = mr_figures(self.mr_rows, "embedded", self.workload)
+        distributed = [mr_figures(each.mr_rows, RATIO_MODE, self.workload)
+                       for each in self.rounds]
+        peers = [{timings.peer: timings.figures(self.workload) for timings in each.peers}
+                 for each in self.rounds]
         lines = []
         for workload, measure, lower_is_faster in self.workload.measures():
             key = (workload, measure)
+            mr = {"embedded": embedded.get(key),
+                  RATIO_MODE: _median([figures.get(key) for figures in distributed])}
+            theirs = {name: _median([figures[name][key] for figures in peers if name in figures])
+                      for name in self.peer_names}
+            ratios = {name: [mine[key] / figures[name][key]
+                             for mine, figures in zip(distributed, peers)
+                             if key in mine and figures.get(name, {}).get(key)]
+                      for name in self.peer_names}
             lines.append(Line(workload, measure, lower_is_faster,
-                              {mode: mr[mode][key] for mode in MODES if key in mr[mode]},
-                              {peer: figures[key] for peer, figures in peers.items()}))
+                              {mode: value for mode, value in mr.items() if value is not None},
+                              {name: value for name, value in theirs.items()
+                               if value is not None}, ratios))
         return lines
 
     def table(self) -> str:
-        """An RST simple table (readable as it is on a terminal), the notes below it."""
-        names = [timings.peer for timings in self.peers]
+        """An RST simple table (readable as it is on a terminal), the notes below it: each
+        round's runs of the peers, and the ratios round by round."""
+        names = self.peer_names
+        lines = self.lines()
         header = ["Workload", "Measure", *(f"mr {mode}" for mode in MODES), *names,
                   *(f"÷ {name}" for name in names), "mr faster if"]
         body = [[line.workload, line.measure,
@@ -197,12 +233,19 @@ class Comparison:
                  *(number(line.peers.get(name)) for name in names),
                  *(_ratio(line.ratio(name)) for name in names),
                  "ratio < 1" if line.lower_is_faster else "ratio > 1"]
-                for line in self.lines()]
-        notes = [f"- {timings.note(self.workload)}" for timings in self.peers]
+                for line in lines]
+        notes = [f"- round {index}, {timings.note(self.workload)}"
+                 for index, each in enumerate(self.rounds, 1) for timings in each.peers]
+        notes += [f"- ÷ {name}, round by round: " + "; ".join(
+                      f"{line.workload} {line.measure.split(' (')[0]} "
+                      + ", ".join(_ratio(value) for value in line.ratios[name])
+                      for line in lines if line.ratios.get(name))
+                  for name in names]
         return "\n".join([*_simple_table(header, body), "", *notes])
 
     def versions(self) -> dict[str, str]:
-        return {name: text for timings in self.peers for name, text in timings.versions.items()}
+        return {name: text for each in self.rounds for timings in each.peers
+                for name, text in timings.versions.items()}
 
     def report(self) -> str:
         return f"{TITLE}\n{'-' * len(TITLE)}\n\n{self.table()}\n"
@@ -238,6 +281,11 @@ def with_section(text: str, section: str, before: str) -> str:
         start, rest = text.split(before, 1)
         return f"{start}{section}\n\n{before}{rest}"
     return f"{text.rstrip()}\n\n{section}\n"
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return statistics.median(present) if present else None
 
 
 def _ratio(value: float | None) -> str:

@@ -1,12 +1,13 @@
 """mr beside Celery and Dask (benchmarks/peers): a peer run's JSON read back into figures, the
-figures set beside mr's rows with the right ratios, and the section placed in the document."""
+figures of the rounds set beside mr's with their medians and the right ratios, and the section
+placed in the document."""
 import json
 import re
 
 import pytest
 
 from benchmarks.common import BenchmarkError, Row
-from benchmarks.peers.compare import (PEERS_END, PEERS_START, Comparison, PeerTimings,
+from benchmarks.peers.compare import (PEERS_END, PEERS_START, Comparison, PeerTimings, Round,
                                       Workload, with_section)
 from benchmarks.run import main
 
@@ -40,9 +41,14 @@ def mr_rows(mode: str, p50_ms: float, requests_per_s: float, invocations_per_s: 
 
 
 def both_modes() -> dict:
+    """mr's own run, in both modes: the table takes its embedded figures."""
     embedded = mr_rows("embedded", 1.0, 1000.0, 5050.0)
-    distributed = mr_rows("distributed", 2.0, 400.0, 808.0)
+    distributed = mr_rows("distributed", 7.0, 7.0, 7.0)
     return {name: embedded[name] + distributed[name] for name in embedded}
+
+
+def one_round() -> list:
+    return [Round(mr_rows("distributed", 2.0, 400.0, 808.0), [CELERY, DASK])]
 
 
 def test_a_peer_run_is_read_into_its_figures():
@@ -69,7 +75,7 @@ def test_a_series_cut_short_by_the_time_limit_says_so():
 
 def test_mr_and_its_peers_side_by_side_with_mr_distributed_over_each_peer():
     lines = {(line.workload, line.measure): line
-             for line in Comparison(WORKLOAD, both_modes(), [CELERY, DASK]).lines()}
+             for line in Comparison(WORKLOAD, both_modes(), one_round()).lines()}
     assert list(lines) == [("P1 sequential", "p50 latency (ms)"),
                            ("P1 sequential", "p99 latency (ms)"),
                            ("P1 2 clients", "requests per s"),
@@ -102,7 +108,7 @@ def table_cells(table: str) -> dict[tuple[str, str], list[str]]:
 
 
 def test_the_table_shows_every_figure_and_which_way_mr_is_faster():
-    comparison = Comparison(WORKLOAD, both_modes(), [CELERY, DASK])
+    comparison = Comparison(WORKLOAD, both_modes(), one_round())
     cells = table_cells(comparison.table())
     assert cells["Workload", "Measure"] == ["Workload", "Measure", "mr embedded",
                                             "mr distributed", "Celery", "Dask", "÷ Celery",
@@ -113,18 +119,50 @@ def test_the_table_shows_every_figure_and_which_way_mr_is_faster():
         "1,000", "400", "200", "30.00", "2.00", "13.33", "ratio > 1"]
     assert cells["P2 100 children", "children per s"][2:] == [
         "2,500", "400", "200", "50.00", "2.00", "8.00", "ratio > 1"]
-    assert ("- Dask: 4 sequential requests, then 3 by 2 clients in 0.1 s (stopped after 60 s); "
-            "100 children in 2.00 s") in comparison.table().splitlines()
+    assert ("- round 1, Dask: 4 sequential requests, then 3 by 2 clients in 0.1 s (stopped after "
+            "60 s); 100 children in 2.00 s") in comparison.table().splitlines()
+
+
+def peer_round(peer: str, concurrent_elapsed_s: float, fan_out_s: float) -> PeerTimings:
+    return PeerTimings.parse(peer_output(peer, [0.002] * 4, [0.01] * 4, concurrent_elapsed_s,
+                                         fan_out_s))
+
+
+def test_over_rounds_each_figure_is_the_median_and_each_ratio_the_median_of_the_rounds():
+    # The machine slows down in the second round and speeds up in the third: mr and Celery
+    # alike, so each round's ratio is 2 while the ratio of the medians would not be.
+    rounds = [Round(mr_rows("distributed", 2.0, 400.0, 808.0), [peer_round("Celery", 0.02, 0.5)]),
+              Round(mr_rows("distributed", 4.0, 100.0, 404.0), [peer_round("Celery", 0.08, 1.0)]),
+              Round(mr_rows("distributed", 1.0, 900.0, 1616.0),
+                    [peer_round("Celery", 0.01, 0.25)])]
+    comparison = Comparison(WORKLOAD, both_modes(), rounds)
+    lines = {(line.workload, line.measure): line for line in comparison.lines()}
+    throughput = lines["P1 2 clients", "requests per s"]
+    assert throughput.mr == pytest.approx({"embedded": 1000.0, "distributed": 400.0})
+    assert throughput.peers == pytest.approx({"Celery": 200.0})  # of 200, 50 and 400
+    assert throughput.ratios["Celery"] == pytest.approx([2.0, 2.0, 2.25])
+    assert throughput.ratio("Celery") == pytest.approx(2.0)
+    # mr's 2N + 2 invocations against the peer's N + 1: twice the children per s is 4 times.
+    fan_out = lines["P2 100 children", "invocations per s"]
+    assert fan_out.ratios["Celery"] == pytest.approx([4.0, 4.0, 4.0])
+    assert lines["P1 sequential", "p50 latency (ms)"].ratio("Celery") == pytest.approx(1.0)
+    notes = comparison.table().split("\n\n", 1)[1].splitlines()
+    assert [note.split(",")[0] for note in notes[:3]] == ["- round 1", "- round 2", "- round 3"]
+    assert notes[3] == ("- ÷ Celery, round by round: P1 sequential p50 latency 1.00, 2.00, 0.50; "
+                        "P1 sequential p99 latency 2.00, 4.00, 1.00; "
+                        "P1 2 clients requests per s 2.00, 2.00, 2.25; "
+                        "P2 100 children invocations per s 4.00, 4.00, 4.00; "
+                        "P2 100 children children per s 2.00, 2.00, 2.00")
 
 
 def test_without_mr_figures_the_ratios_are_left_blank():
-    cells = table_cells(Comparison(WORKLOAD, {}, [CELERY]).table())
+    cells = table_cells(Comparison(WORKLOAD, {}, [Round({}, [CELERY])]).table())
     assert cells["P1 sequential", "p50 latency (ms)"][2:] == [
         "–", "–", "2.00", "–", "ratio < 1"]
 
 
 def test_the_section_goes_before_the_data_benchmarks_then_replaces_itself():
-    section = Comparison(WORKLOAD, both_modes(), [CELERY]).section("Recorded today")
+    section = Comparison(WORKLOAD, both_modes(), [Round({}, [CELERY])]).section("Recorded today")
     assert section.startswith(PEERS_START) and section.endswith(PEERS_END)
     text = "analysis\n\n.. data start\n\ndata\n"
     placed = with_section(text, section, before=".. data start")
