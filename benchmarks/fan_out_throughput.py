@@ -35,12 +35,15 @@ TIME_LIMIT_S = 300.0
 TARGET_INVOCATIONS_PER_S = {"embedded": 5000.0, "distributed": 2000.0}
 
 
-def measure(mr: RunningMr) -> list[Row]:
-    floor = queue_messages_per_s(_queue(mr))
+def measure(mr: RunningMr, cases: tuple[int, ...] = CHILDREN_CASES,
+            with_floor: bool = True) -> list[Row]:
+    """A request of each number of children in ``cases``, after the warm-up; with the queue's
+    own throughput beside the first unless ``with_floor`` is false."""
+    floor = queue_messages_per_s(_queue(mr)) if with_floor else None
     rows = []
     with mr.client() as client:
         _run_fan_out(client, WARM_UP_CHILDREN)
-        for children in CHILDREN_CASES:
+        for children in cases:
             with cpu_used(mr.pids) as cpu:
                 started = time.perf_counter()
                 _run_fan_out(client, children)

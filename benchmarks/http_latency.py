@@ -30,9 +30,10 @@ TRIVIAL_ARGUMENTS = {"x": 1}
 THROUGHPUT = "requests per s"
 
 
-def measure(mr: RunningMr) -> list[Row]:
+def measure(mr: RunningMr, client_counts: tuple[int, ...] = (1, CONCURRENT_CLIENTS)) -> list[Row]:
+    """A series of requests by each number of concurrent clients (one: sequential)."""
     rows = []
-    for clients in (1, CONCURRENT_CLIENTS):
+    for clients in client_counts:
         series = "sequential" if clients == 1 else f"{clients} concurrent clients"
         with mr.client(connections=clients) as client:
             floor = _series(lambda: client.get("/health"), clients)

@@ -4,7 +4,6 @@ printed by ``--peers`` and its section of docs/benchmarks.rst."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import statistics
 
 from benchmarks import fan_out_throughput, http_latency
@@ -14,12 +13,14 @@ TITLE = "Beside Celery and Dask"
 DESCRIPTION = """\
 P1 and P2 run on two peers in the same run as mr's own, on the same machine, and are driven as
 those drive mr: the same requests, warm-ups, concurrent clients, time limit and percentiles,
-every answer checked. mr distributed and the peers take turns, in rounds: in each round each of
-them runs P1 then P2, in an order that rotates from round to round, while the others' servers
-stand idle; so a machine whose speed drifts during the run (another tenant's load, say) slows
-all three alike within a round. A figure in the table is the median over the rounds, and a ratio
-the median of the ratios of the rounds (each of mr's figures over the peer's of the same round);
-the notes give every round's. mr embedded's figures are those of its own P1 and P2 above.
+every answer checked. mr distributed and the peers take turns, with all their servers up for
+the whole comparison: P1 sequential first, in three rounds back to back, each round a turn of
+each of the three in an order that rotates from round to round; then P1 with 16 clients, the
+same way; then P2. So the turns whose figures a ratio compares are seconds apart, and a machine
+whose speed drifts during the run (another tenant's load, say) weighs on both alike. A figure
+in the table is the median over the rounds, and a ratio the median of the ratios of the rounds
+(each of mr's figures over the peer's of the same round); the notes give every round's. mr
+embedded's figures are those of its own P1 and P2 above.
 
 The peers live in a venv of their own (``.venv-peers``, the packages of
 ``benchmarks/peers/requirements.txt``, made by ``scripts/benchmark --peers``, which also
@@ -37,12 +38,13 @@ child n) and a reduce task sums each key's values over the pairs of all the map 
   messages, a prefetch multiplier of 4, a task acknowledged just before it runs). Redis and the
   worker are started before the first round and stopped after the last, as mr's cluster is.
 - Dask: a ``LocalCluster(n_workers=2, threads_per_worker=1)`` (worker processes, no dashboard)
-  and one ``Client``, started and closed by each of its turns. P1 is
-  ``client.submit(map, pairs)``, then ``client.submit(reduce, [future]).result()``; P2 is N
-  submits of map and one submit of reduce over their futures. Every submit passes
-  ``pure=False``, so that no request is answered with an earlier request's result.
-- The clients: each peer's own client library, in one process, one thread per concurrent
-  client (mr's client: greenlets of one process, one keep-alive connection each).
+  and one ``Client``, likewise. P1 is ``client.submit(map, pairs)``, then
+  ``client.submit(reduce, [future]).result()``; P2 is N submits of map and one submit of reduce
+  over their futures. Every submit passes ``pure=False``, so that no request is answered with an
+  earlier request's result.
+- The clients: each peer's own client library, in one process (which lives for the whole
+  comparison), one thread per concurrent client (mr's client: greenlets of one process, one
+  keep-alive connection each).
 
 Requests per s: the requests answered over the seconds from the first request of the series to
 its last answer. P2's children per s, N over the wall time of the request, is the like-for-like
@@ -95,7 +97,7 @@ class Workload:
 
 @dataclasses.dataclass(frozen=True)
 class PeerTimings:
-    """What one peer's run printed (``peer_jobs.series.measure``)."""
+    """One round of a peer: its three series (``peer_jobs.series.measure``)."""
     peer: str
     versions: dict[str, str]
     sequential_ms: list[float]
@@ -106,21 +108,19 @@ class PeerTimings:
     fan_out_s: float
 
     @classmethod
-    def parse(cls, output: str) -> "PeerTimings":
-        """From the last line of the run's standard output (what comes before it is the peer
-        libraries' own)."""
-        lines = output.strip().splitlines()
+    def from_report(cls, report: dict) -> "PeerTimings":
+        """From what the peer's process answered: its name and versions, and each series'
+        timings under the series' name."""
         try:
-            report = json.loads(lines[-1])
             sequential, concurrent = report["sequential"], report["concurrent"]
             return cls(report["peer"], report["versions"],
                        [seconds * 1000 for seconds in sequential["latencies_s"]],
                        concurrent["clients"], len(concurrent["latencies_s"]),
                        concurrent["elapsed_s"], report["fan_out"]["children"],
                        report["fan_out"]["elapsed_s"])
-        except (IndexError, KeyError, TypeError, ValueError) as error:
-            raise BenchmarkError(f"a peer's run printed no timings ({error!r}): "
-                                 f"{output[-500:]!r}") from error
+        except (KeyError, TypeError, ValueError) as error:
+            raise BenchmarkError(f"a peer answered no timings ({error!r}): "
+                                 f"{report!r:.500}") from error
 
     def figures(self, workload: Workload) -> dict[tuple[str, str], float]:
         return {(workload.sequential, "p50 latency (ms)"): percentile(self.sequential_ms, 50),

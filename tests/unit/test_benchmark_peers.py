@@ -1,7 +1,6 @@
 """mr beside Celery and Dask (benchmarks/peers): a peer run's JSON read back into figures, the
 figures of the rounds set beside mr's with their medians and the right ratios, and the section
 placed in the document."""
-import json
 import re
 
 import pytest
@@ -14,20 +13,20 @@ from benchmarks.run import main
 WORKLOAD = Workload(requests=4, clients=2, children=100)
 
 
-def peer_output(peer: str, sequential_s: list, concurrent_s: list, concurrent_elapsed_s: float,
-                fan_out_s: float) -> str:
-    """What ``python -m peer_jobs`` prints: the libraries' lines, then the timings."""
-    timings = {"peer": peer, "versions": {peer: f"{peer.lower()} 1.0"},
-               "sequential": {"clients": 1, "latencies_s": sequential_s, "elapsed_s": 9.0},
-               "concurrent": {"clients": 2, "latencies_s": concurrent_s,
-                              "elapsed_s": concurrent_elapsed_s},
-               "fan_out": {"children": 100, "elapsed_s": fan_out_s}}
-    return f"a line of the peer's own\n{json.dumps(timings)}\n"
+def peer_report(peer: str, sequential_s: list, concurrent_s: list, concurrent_elapsed_s: float,
+                fan_out_s: float) -> dict:
+    """A round of a peer as its process answers it: its name and versions, then each series."""
+    return {"peer": peer, "versions": {peer: f"{peer.lower()} 1.0"},
+            "sequential": {"series": "sequential", "clients": 1, "latencies_s": sequential_s,
+                           "elapsed_s": 9.0},
+            "concurrent": {"series": "concurrent", "clients": 2, "latencies_s": concurrent_s,
+                           "elapsed_s": concurrent_elapsed_s},
+            "fan_out": {"series": "fan_out", "children": 100, "elapsed_s": fan_out_s}}
 
 
-CELERY = PeerTimings.parse(peer_output("Celery", [0.004, 0.001, 0.002, 0.003],
-                                       [0.01] * 4, 0.02, 0.5))
-DASK = PeerTimings.parse(peer_output("Dask", [0.02] * 3 + [0.05], [0.04] * 3, 0.1, 2.0))
+CELERY = PeerTimings.from_report(peer_report("Celery", [0.004, 0.001, 0.002, 0.003],
+                                             [0.01] * 4, 0.02, 0.5))
+DASK = PeerTimings.from_report(peer_report("Dask", [0.02] * 3 + [0.05], [0.04] * 3, 0.1, 2.0))
 
 
 def mr_rows(mode: str, p50_ms: float, requests_per_s: float, invocations_per_s: float) -> list:
@@ -62,10 +61,12 @@ def test_a_peer_run_is_read_into_its_figures():
         ("P2 100 children", "children per s"): 200.0})
 
 
-@pytest.mark.parametrize("output", ["", "no timings\n", '{"peer": "Celery"}\n'])
-def test_a_run_without_timings_is_an_error(output):
-    with pytest.raises(BenchmarkError, match="printed no timings"):
-        PeerTimings.parse(output)
+@pytest.mark.parametrize("report", [
+    {}, {"peer": "Celery"}, {**peer_report("Celery", [], [], 1.0, 1.0), "fan_out": None},
+    {**peer_report("Celery", [], [], 1.0, 1.0), "concurrent": {"series": "concurrent"}}])
+def test_a_round_without_timings_is_an_error(report):
+    with pytest.raises(BenchmarkError, match="answered no timings"):
+        PeerTimings.from_report(report)
 
 
 def test_a_series_cut_short_by_the_time_limit_says_so():
@@ -124,8 +125,8 @@ def test_the_table_shows_every_figure_and_which_way_mr_is_faster():
 
 
 def peer_round(peer: str, concurrent_elapsed_s: float, fan_out_s: float) -> PeerTimings:
-    return PeerTimings.parse(peer_output(peer, [0.002] * 4, [0.01] * 4, concurrent_elapsed_s,
-                                         fan_out_s))
+    return PeerTimings.from_report(peer_report(peer, [0.002] * 4, [0.01] * 4,
+                                               concurrent_elapsed_s, fan_out_s))
 
 
 def test_over_rounds_each_figure_is_the_median_and_each_ratio_the_median_of_the_rounds():

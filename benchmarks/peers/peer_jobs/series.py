@@ -48,27 +48,30 @@ def timed_calls(call: Callable[[], None], count: int, clients: int,
     return latencies, time.perf_counter() - started
 
 
-def measure(jobs: Jobs, workload: dict) -> dict:
-    """P1 sequential and with concurrent clients, each after its warm-up; then P2 after its
-    warm-up. Every answer is checked."""
+#: What one turn of a peer measures, by name: P1 sequential, P1 with concurrent clients, P2.
+SERIES = ("sequential", "concurrent", "fan_out")
+
+
+def measure(jobs: Jobs, workload: dict, series: str) -> dict:
+    """One series after its warm-up, every answer checked: P1's latencies and wall time, with
+    one client or ``workload["clients"]``; or P2's wall time."""
+    if series == "fan_out":
+        _fan_out(jobs, workload["warm_up_children"])
+        started = time.perf_counter()
+        _fan_out(jobs, workload["children"])
+        return {"children": workload["children"], "elapsed_s": time.perf_counter() - started}
+    if series not in SERIES:
+        raise ValueError(f"no series {series!r}: one of {', '.join(SERIES)}")
     trivial_pairs = workload["trivial_pairs"]
 
     def trivial() -> None:
         pairs.check(jobs.trivial(trivial_pairs), trivial_pairs, "the trivial job")
 
-    timings = {}
-    for series, clients in (("sequential", 1), ("concurrent", workload["clients"])):
-        timed_calls(trivial, workload["warm_up_requests"], clients,
-                    workload["series_time_limit_s"])
-        latencies, elapsed = timed_calls(trivial, workload["requests"], clients,
-                                         workload["series_time_limit_s"])
-        timings[series] = {"clients": clients, "latencies_s": latencies, "elapsed_s": elapsed}
-    _fan_out(jobs, workload["warm_up_children"])
-    started = time.perf_counter()
-    _fan_out(jobs, workload["children"])
-    timings["fan_out"] = {"children": workload["children"],
-                          "elapsed_s": time.perf_counter() - started}
-    return timings
+    clients = 1 if series == "sequential" else workload["clients"]
+    timed_calls(trivial, workload["warm_up_requests"], clients, workload["series_time_limit_s"])
+    latencies, elapsed = timed_calls(trivial, workload["requests"], clients,
+                                     workload["series_time_limit_s"])
+    return {"clients": clients, "latencies_s": latencies, "elapsed_s": elapsed}
 
 
 def _fan_out(jobs: Jobs, children: int) -> None:
