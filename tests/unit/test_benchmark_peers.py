@@ -1,13 +1,16 @@
 """mr beside Celery and Dask (benchmarks/peers): a peer run's JSON read back into figures, the
 figures of the rounds set beside mr's with their medians and the right ratios, and the section
 placed in the document."""
+import ast
 import re
+from pathlib import Path
 
 import pytest
 
 from benchmarks.common import BenchmarkError, Row
 from benchmarks.peers.compare import (PEERS_END, PEERS_START, Comparison, PeerTimings, Round,
                                       Workload, with_section)
+from benchmarks.peers import running
 from benchmarks.run import main
 
 WORKLOAD = Workload(requests=4, clients=2, children=100)
@@ -178,3 +181,16 @@ def test_peers_need_p1_and_p2_in_the_run(capsys):
     with pytest.raises(SystemExit):
         main(["--peers", "--only", "P1", "P6"])
     assert "--peers sets mr's P1 and P2 beside Celery's and Dask's" in capsys.readouterr().err
+
+
+def _constant(module: str, name: str):
+    """A constant of a peer_jobs module, read from its source: the package runs in the peers'
+    venv and is not importable from mr's."""
+    source = (Path(running.__file__).parent / "peer_jobs" / module).read_text()
+    return next(ast.literal_eval(node.value) for node in ast.parse(source).body
+                if isinstance(node, ast.Assign) and node.targets[0].id == name)
+
+
+def test_the_peers_processes_are_asked_and_answer_in_their_own_terms():
+    assert running.SERIES == _constant("series.py", "SERIES")
+    assert running.ANSWER == _constant("__main__.py", "ANSWER")
