@@ -13,6 +13,7 @@ from gunicorn import util as gunicorn_util
 from mr.devservers import free_port
 from mr.models import Request
 from mr.queue.nsq import NsqQueue
+from mr.web import openapi
 from mr.web.app import create_app
 from mr.web.gunicorn_errors import write_json_error
 
@@ -197,6 +198,23 @@ def test_a_method_health_does_not_take_is_405_without_a_token(make_engine, metho
     assert_error(response, 405, "MethodNotAllowed")
     assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD"}
     assert_error(client.delete("/job/w/j"), 401, "Unauthorized")  # other routes ask for one
+
+
+def test_every_operation_gunicorn_answers_for_lists_its_bad_request():
+    """A malformed header (a Content-Length that is not a number) is refused by gunicorn on any
+    route, with a JSON 400 of type BadRequest: every operation whose description lists
+    gunicorn's 414 lists a 400 that admits that type."""
+    responses = openapi.description()["components"]["responses"]
+    for path, operations in openapi.description()["paths"].items():
+        for method, operation in operations.items():
+            answers = operation.get("responses", {}) if isinstance(operation, dict) else {}
+            if "414" not in answers or "4XX" in answers:  # not an operation, or a UI page's
+                continue
+            bad_request = responses[answers["400"]["$ref"].rsplit("/", 1)[1]]
+            error_type = bad_request["content"]["application/json"]["schema"]["properties"][
+                "error"]["properties"]["type"]
+            assert "BadRequest" in error_type.get("enum", [error_type.get("const")]), \
+                (method, path)
 
 
 @pytest.mark.parametrize("status, reason, error_type", [
