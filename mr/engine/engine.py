@@ -390,8 +390,11 @@ class Engine:
         if changes.get("error") is not None:
             changes["error"] = bounded_error(changes["error"], FAILURE_RECORD_LIMIT_BYTES)
         finished = request.replace(state=state, finished_at=time.time(), **changes)
-        operations = [Put(self.request_key(request), finished.encode()), *writes,
-                      Put(self.finished_key(request), b""),  # what workers follow
+        # Workers follow the finished keys to skip and stop what is left of a request. A done
+        # request has nothing left (every invocation committed before its root's reduce), so
+        # it writes none, and its finish costs the workers' watches nothing.
+        stop_mark = [] if state == "done" else [Put(self.finished_key(request), b"")]
+        operations = [Put(self.request_key(request), finished.encode()), *writes, *stop_mark,
                       *self.notifier.outbox.finished(finished)]
         if self.settings.do_cleanup_requests:
             operations.append(Put(self.cleaner.cleanup_key(finished),
@@ -401,16 +404,18 @@ class Engine:
         return gevent.spawn(self._commit_final_state, finished, operations).get()
 
     def _commit_final_state(self, finished: Request, operations: list) -> bool:
-        committed = self.kv.txn([self.running(finished)], operations).succeeded
-        if committed:
+        outcome = self.kv.txn([self.running(finished)], operations)
+        if outcome.succeeded:
+            self.requests.finished_here(finished, outcome.revision)
             instruments.request_finished(finished)
-        return committed
+        return outcome.succeeded
 
     def request_key(self, request: Request) -> str:
         return self.keys.entity(Request.kind, request.workflow, request.request_id)
 
     def finished_key(self, request: Request) -> str:
-        """Written with the request's final state, for the workers (``tracker.py``)."""
+        """Written with a failed or cancelled request's final state, for the workers
+        (``tracker.py``)."""
         return self.keys.finished(request.workflow) + request.request_id
 
     def running(self, request: Request) -> Compare:

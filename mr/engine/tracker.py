@@ -10,8 +10,9 @@ cache costs work, never correctness. A waiter registers before it looks at the r
 watch runs from the revision of the initial listing, so no wake-up is lost.
 
 A worker that is not also a front end has no waiters and counts no running requests, so it
-follows less (``WorkerRequests``): only the empty keys that mark finished requests, to skip and
-stop their invocations; the running requests it reads are cached, a bounded number of them.
+follows less (``WorkerRequests``): only the empty keys that mark failed and cancelled requests,
+to skip and stop their invocations; the running requests it reads are cached, a bounded number
+of them.
 Each request record written then goes to the front ends' watches alone, not to every worker's.
 """
 from __future__ import annotations
@@ -142,6 +143,10 @@ class RequestTracker:
         if request.state not in TERMINAL_STATES and identity not in self._finished:
             self._requests.setdefault(identity, request)
 
+    def finished_here(self, request: Request, revision: int) -> None:
+        """This process committed ``request``'s final state (at ``revision``). A front end
+        learns it from its watch of the records, which also wakes the request's waiters."""
+
     def running_count(self, workflow: str) -> int:
         """How many requests of ``workflow`` run now, as the watch last saw them."""
         return sum(1 for name, _ in self._requests if name == workflow)
@@ -206,8 +211,11 @@ class RequestTracker:
 
 class WorkerRequests(RequestTracker):
     """What a worker alone needs: the running requests it was asked to work on, read once and
-    cached, and which requests finished (their ``finished`` keys: a finished request's cached
-    copy goes with its key's watch event)."""
+    cached, and which requests failed or were cancelled (their ``finished`` keys: such a
+    request's cached copy goes with its key's watch event). A done request has no such key: its
+    every invocation has committed, so only the worker that finished it forgets it at once;
+    another one's cached copy of it says "running" until it is pushed out, which costs a late
+    duplicate of one of its messages a run whose commit is refused, as any stale copy does."""
 
     _puts_only = True  # a finished key's removal says nothing new
 
@@ -239,6 +247,11 @@ class WorkerRequests(RequestTracker):
                     self._cache(identity, request)
                     return request
         return super().get(workflow, request_id)
+
+    def finished_here(self, request: Request, revision: int) -> None:
+        identity = (request.workflow, request.request_id)
+        self._requests.pop(identity, None)
+        self._remember_finished(identity, revision)
 
     def _cache(self, identity: tuple[str, str], request: Request) -> None:
         self._requests[identity] = request
