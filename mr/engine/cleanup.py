@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 CLEANUP_BATCH = 100
 #: The value of the cleanup entry of a request that may have left files in the shuffle store.
 SHUFFLED = b"shuffle"
-#: Delivered requests removed in one transaction at most: 3 deletes each, well within etcd's
-#: default --max-txn-ops (128).
+#: Delivered requests removed in one transaction at most: 3 deletes each (a delivered request is
+#: done, so it has no finished key), well within etcd's default --max-txn-ops (128).
 RELEASE_BATCH = 32
 #: How long a delivered request waits for others to be removed with it: each removal is a write
 #: that etcd syncs to disk and sends to every process watching the workflow's requests.
@@ -108,7 +108,8 @@ class Cleaner:
             return
         try:
             self.kv.txn([], [delete for request in removable for delete in self._record_deletes(
-                request.workflow, request.request_id, self.cleanup_key(request))])
+                request.workflow, request.request_id, self.cleanup_key(request),
+                stop_mark=False)])
         except Exception as error:  # noqa: BLE001 — nobody waits for this but the log
             _leave(removable, error)
 
@@ -129,14 +130,15 @@ class Cleaner:
         ``shuffled``."""
         return self.engine.stores if shuffled else [self.engine.data]
 
-    def _record_deletes(self, workflow: str, request_id: str,
-                        cleanup_key: str | None) -> list[Operation]:
+    def _record_deletes(self, workflow: str, request_id: str, cleanup_key: str | None,
+                        stop_mark: bool = True) -> list[Operation]:
         """Its record, run state and finished key go in one transaction; its cleanup entry
-        with them."""
+        with them. ``stop_mark``: whether it may have a finished key (a done one has none)."""
         operations: list[Operation] = [
             Delete(self.keys.entity(Request.kind, workflow, request_id)),
-            Delete(self.keys.run(workflow, request_id), prefix=True),
-            Delete(self.keys.finished(workflow) + request_id)]
+            Delete(self.keys.run(workflow, request_id), prefix=True)]
+        if stop_mark:
+            operations.append(Delete(self.keys.finished(workflow) + request_id))
         if cleanup_key:
             operations.append(Delete(cleanup_key))
         return operations

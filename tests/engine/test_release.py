@@ -13,18 +13,21 @@ from tests.engine.test_requests import LEAF_MAPPER
 
 
 class TxnCountingKV:
-    """The KV as the engine's cleaner uses it, counting its transactions."""
+    """The KV as the engine's cleaner uses it, counting its transactions and keeping the
+    operations of each."""
 
     def __init__(self, inner):
         self._inner = inner
         self.transactions = 0
+        self.operations = []
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
 
-    def txn(self, *args, **kwargs):
+    def txn(self, compare, success, *args, **kwargs):
         self.transactions += 1
-        return self._inner.txn(*args, **kwargs)
+        self.operations.append(list(success))
+        return self._inner.txn(compare, success, *args, **kwargs)
 
 
 def finished_requests(cluster, count: int) -> list[Request]:
@@ -73,6 +76,23 @@ def test_requests_delivered_together_are_removed_in_one_transaction(cluster, mon
     assert removed(cluster, requests)
     assert counting.transactions == 1
     assert listings == [[f"{cluster.workflow}/{request.request_id}" for request in requests]]
+
+
+def test_a_delivered_request_is_removed_with_three_deletes(cluster, monkeypatch):
+    """Its record, run state and cleanup entry: delivered, it is done, so it has no finished
+    key to remove."""
+    requests = finished_requests(cluster, 2)
+    counting = counting_transactions(cluster, monkeypatch)
+    for request in requests:
+        cluster.engine.cleaner.release_soon(request)
+    assert removed(cluster, requests)
+    [operations] = counting.operations
+    keys = cluster.engine.keys
+    assert sorted(operation.key for operation in operations) == sorted(
+        key for request in requests for key in (
+            keys.entity(Request.kind, cluster.workflow, request.request_id),
+            keys.run(cluster.workflow, request.request_id),
+            cluster.engine.cleaner.cleanup_key(request)))
 
 
 def test_requests_delivered_one_after_another_within_the_linger_go_together(cluster,
