@@ -59,15 +59,22 @@ class Field:
 
     def validate(self, value: Any) -> Any:
         """``value`` if the field accepts it (normalized by ``check``), else ValueError."""
-        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, self.type) or (isinstance(value, bool) and self.type is not bool):
-            raise ValueError(f"field {self.name!r} must be {self.type.__name__}, "
-                             f"got {type(value).__name__}")
+        if type(value) is not self.type:  # most values are of the very type: one comparison
+            value = self._converted(value)
         if self.choices and value not in self.choices:
             allowed = ", ".join(repr(choice) for choice in self.choices)
             raise ValueError(f"field {self.name!r} must be one of {allowed}, got {value!r}")
         return self.check(value, self.name) if self.check is not None else value
+
+    def _converted(self, value: Any) -> Any:
+        """A value of another type than the field's: an int for a float field becomes one, a
+        subclass is accepted (but no bool for an int), anything else is refused."""
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if not isinstance(value, self.type) or isinstance(value, bool):
+            raise ValueError(f"field {self.name!r} must be {self.type.__name__}, "
+                             f"got {type(value).__name__}")
+        return value
 
 
 # Checks shared by the entities.
@@ -168,15 +175,14 @@ class Model:
             listed = ", ".join(repr(field) for field in unknown)
             raise ValidationError(f"{label}: unknown field{'s' if len(unknown) > 1 else ''} "
                                   f"{listed}")
-        object.__setattr__(self, self.key_field, key)
+        resolved = {"mod_revision": None}
         try:
-            for field in self.fields.values():
-                if field.name != self.key_field:
-                    object.__setattr__(self, field.name, field.resolve(values.get(field.name)))
+            for name, field in self.fields.items():
+                resolved[name] = key if name == self.key_field else field.resolve(values.get(name))
+            self.__dict__.update(resolved)  # at once: models are read and made per request
             self.check()
         except ValueError as error:
             raise ValidationError(f"{label}: {error}") from None
-        object.__setattr__(self, "mod_revision", None)
 
     def check(self) -> None:
         """Rules across fields; raise ValueError. Runs after every field was accepted."""
@@ -201,7 +207,22 @@ class Model:
 
     def replace(self, **changes: Any) -> "Model":
         """A checked copy with ``changes``; it keeps the mod_revision, for :meth:`update`, and
-        the stored fields this version does not know."""
+        the stored fields this version does not know. The fields left as they were passed
+        their checks already: only the changed ones and the rules across fields are checked
+        again (a finishing request is replaced twice per invocation that finishes it)."""
+        unknown = [field for field in changes if field not in self.fields]
+        if unknown or self.key_field in changes:  # refused, or another entity: made anew
+            return self._rebuilt(changes)
+        model = copy.copy(self)
+        try:
+            for name, value in changes.items():
+                object.__setattr__(model, name, self.fields[name].resolve(value))
+            model.check()
+        except ValueError as error:
+            raise ValidationError(f"{self.label}: {error}") from None
+        return model
+
+    def _rebuilt(self, changes: dict[str, Any]) -> "Model":
         values = {name: getattr(self, name) for name in self.fields}
         model = type(self)(**{**values, **changes}).with_revision(self.mod_revision)
         object.__setattr__(model, "_unknown_stored", self._unknown_stored)

@@ -338,6 +338,23 @@ def test_models_are_immutable_and_replace_checks():
     assert entity.replace(description="x").description == "x" and entity.description == "a job"
 
 
+def test_replace_checks_the_changes_and_the_rules_across_fields_and_keeps_the_rest():
+    entity = step("s1", partitions=4, sort_values=True).with_revision(7)
+    with pytest.raises(ValidationError, match="sort_values needs partitions"):
+        entity.replace(partitions=None)  # each field is valid alone, the rule between them not
+    with pytest.raises(ValidationError, match="unknown field 'colour'"):
+        entity.replace(colour="red")
+    with pytest.raises(ValidationError, match="step 's1': field 'partitions' must be int"):
+        entity.replace(partitions="4")
+    with pytest.raises(ValidationError, match="missing required field 'initial_step_name'"):
+        job("j1").replace(initial_step_name=None)
+    changed = entity.replace(partitions=8)
+    assert (changed.partitions, changed.sort_values, changed.mod_revision) == (8, True, 7)
+    assert changed == step("s1", partitions=8, sort_values=True) and entity.partitions == 4
+    finished = request(ID_A, state="done").replace(state=None, finished_at=5)
+    assert (finished.state, finished.finished_at) == ("pending", 5.0)  # None: the default
+
+
 def test_a_models_repr_names_its_class_and_every_field():
     """What logs and tracebacks show of an entity."""
     assert repr(job("j1")) == ("Job(workflow='w', name='j1', description='a job', "
