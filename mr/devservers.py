@@ -66,6 +66,25 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+#: A Go server started here (etcd, nsqd, nsqlookupd) runs its goroutines on one thread for each
+#: this many cores (GOMAXPROCS, at least one), unless the environment sets GOMAXPROCS.
+CORES_PER_GO_THREAD = 4
+
+
+def go_scheduler_env() -> dict[str, str]:
+    """GOMAXPROCS for a Go server started here: a quarter of this process's cores, at least one.
+
+    These servers share the machine with mr's own processes. By default Go schedules goroutines
+    on as many threads as there are cores, and each hand-over of work wakes another thread: on
+    a 2-core machine, one thread cut etcd's CPU per request by a fifth and a trivial request's
+    latency by 1 ms (docs/benchmarks.rst, "Go servers on one thread"). A GOMAXPROCS already in
+    the environment is left as it is.
+    """
+    if os.environ.get("GOMAXPROCS"):
+        return {}
+    return {"GOMAXPROCS": str(max(1, len(os.sched_getaffinity(0)) // CORES_PER_GO_THREAD))}
+
+
 @dataclasses.dataclass
 class ServerProcess:
     """One started server: what it is, where it listens, and how to stop exactly it."""
@@ -249,7 +268,7 @@ def etcd(data_dir: Path, client_port: int = 0, peer_port: int = 0,
                  "--listen-metrics-urls", metrics]
         health_url = f"{metrics}/health"
     return ServerProcess("etcd", argv, Path(data_dir), {"client": client, "peer": peer},
-                         health_url, tie_to_parent=tie_to_parent)
+                         health_url, tie_to_parent=tie_to_parent, env=go_scheduler_env())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,7 +309,8 @@ def nsqd(data_dir: Path, tcp_port: int = 0, http_port: int = 0, msg_timeout_s: f
     (Path(data_dir) / "nsqd").mkdir(parents=True, exist_ok=True)
     return ServerProcess("nsqd", argv, Path(data_dir),
                          {"tcp": f"{LOOPBACK}:{tcp_port}", "http": f"{LOOPBACK}:{http_port}"},
-                         f"http://{LOOPBACK}:{http_port}/ping", tie_to_parent=tie_to_parent)
+                         f"http://{LOOPBACK}:{http_port}/ping", tie_to_parent=tie_to_parent,
+                         env=go_scheduler_env())
 
 
 def nsqlookupd(data_dir: Path, tcp_port: int = 0, http_port: int = 0,
@@ -302,7 +322,8 @@ def nsqlookupd(data_dir: Path, tcp_port: int = 0, http_port: int = 0,
             "--log-level=warn"]
     return ServerProcess("nsqlookupd", argv, Path(data_dir),
                          {"tcp": f"{LOOPBACK}:{tcp_port}", "http": f"{LOOPBACK}:{http_port}"},
-                         f"http://{LOOPBACK}:{http_port}/ping", tie_to_parent=tie_to_parent)
+                         f"http://{LOOPBACK}:{http_port}/ping", tie_to_parent=tie_to_parent,
+                         env=go_scheduler_env())
 
 
 @dataclasses.dataclass

@@ -1,4 +1,5 @@
-"""The servers the tests start are the versions scripts/install-servers pins."""
+"""The servers the tests start are the versions scripts/install-servers pins, started as
+mr starts them."""
 import os
 import re
 from pathlib import Path
@@ -23,3 +24,14 @@ def test_the_pinned_server_is_the_one_started(binary, variable, version_pattern)
     reported = re.search(version_pattern, devservers.binary_version(binary))
     assert reported, devservers.binary_version(binary)
     assert reported.group(1).lstrip("v") == _pinned(variable).lstrip("v")
+
+
+@pytest.mark.parametrize("start", [devservers.etcd, devservers.nsqd, devservers.nsqlookupd])
+def test_a_go_server_is_started_with_its_share_of_the_cores(start, tmp_path, monkeypatch):
+    monkeypatch.delenv("GOMAXPROCS", raising=False)
+    server = start(tmp_path, tie_to_parent=True).start()
+    try:
+        environment = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
+        assert f"GOMAXPROCS={devservers.go_scheduler_env()['GOMAXPROCS']}".encode() in environment
+    finally:
+        server.stop()

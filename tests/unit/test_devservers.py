@@ -34,3 +34,12 @@ def test_a_missing_binary_names_the_script_that_installs_it(tmp_path, monkeypatc
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(devservers.ServerError, match="scripts/install-servers"):
         devservers.find_binary("etcd")
+
+
+def test_a_go_server_runs_on_a_quarter_of_the_cores_unless_the_environment_says(monkeypatch):
+    monkeypatch.delenv("GOMAXPROCS", raising=False)
+    for cores, threads in ((1, "1"), (2, "1"), (7, "1"), (8, "2"), (64, "16")):
+        monkeypatch.setattr(devservers.os, "sched_getaffinity", lambda _pid: set(range(cores)))
+        assert devservers.go_scheduler_env() == {"GOMAXPROCS": threads}
+    monkeypatch.setenv("GOMAXPROCS", "3")
+    assert devservers.go_scheduler_env() == {}  # the server inherits the 3
