@@ -159,8 +159,11 @@ class _Stream:
         return text
 
     def close(self) -> None:
-        if self.fd is not None:
-            close_now(self.fd)
-            self.fd = None
+        """Close and remove the FIFO, once: a finished output is finished again by the pool's
+        cleanup, and a second removal would only fail."""
+        if self.fd is None:
+            return
+        close_now(self.fd)
+        self.fd = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
