@@ -552,6 +552,26 @@ def test_a_token_of_some_workflows_sees_only_those(secured):
 
 # The session's key
 
+def test_a_call_without_cookies_opens_no_signed_session(worked, monkeypatch):
+    """The API's calls send no cookies: each gets a new session, made without the signer;
+    a browser's pages still get theirs."""
+    _, client = worked
+    interface = client.application.session_interface
+    signers = []
+    monkeypatch.setattr(interface, "get_signing_serializer",
+                        lambda app, made=interface.get_signing_serializer:
+                        signers.append(made(app)) or signers[-1])
+    response = client.get("/job/w/j/definition")
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers and "Vary" not in response.headers
+    assert signers == []
+    csrf_of(client)  # a page: its session keeps the forms' CSRF token in the cookie
+    assert signers and client.get_cookie("mr_ui") is not None
+    signers.clear()
+    assert client.get("/job/w/j/definition").status_code == 200  # now it sends the cookie
+    assert signers != []
+
+
 def test_the_session_key_is_the_setting_else_derived_else_random(caplog):
     base = Settings.load({})
     assert session_keys.secret_key(base.with_overrides(ui_secret_key="k1")) == b"k1"

@@ -42,6 +42,7 @@ def _configure_sessions(state) -> None:
     """The signed session cookie that holds a browser's token and its forms' CSRF token."""
     app = state.app
     app.secret_key = session_keys.secret_key(app.extensions[ENGINE_EXTENSION].settings)
+    app.session_interface = session_keys.CookieSessions()
     app.config.update(SESSION_COOKIE_NAME="mr_ui", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax")
 
