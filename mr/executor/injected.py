@@ -1,6 +1,7 @@
 """The names a handler finds in its globals (JobX's set), built in the child for each invocation."""
 from __future__ import annotations
 
+import functools
 import logging
 import subprocess
 import sys
@@ -47,10 +48,7 @@ def handler_globals(handler_name: str, session: SessionAccess,
         "S_GET": session.get,
         "S_SET": session.set,
         "S_LIST": session.list,
-        "LOG": _stderr_logger(f"mr.handler.{handler_name}"),
-        "NOTIFY": _stderr_logger(f"mr.notify.{handler_name}", TO_ALL),
-        "EMAIL": _stderr_logger(f"mr.notify.email.{handler_name}", TO_EMAIL),
-        "HTTP": _stderr_logger(f"mr.notify.http.{handler_name}", TO_HTTP),
+        **_loggers(handler_name),
         "PRINT": print,
         "RUN": run_command,
         "FS": fs,
@@ -85,6 +83,16 @@ def run_command(command: str | list[str], input_data: str | bytes | None = None,
         raise ValueError(f"command {command!r} exited with status {code}, "
                          f"expected {success_code}")
     return code
+
+
+@functools.cache
+def _loggers(handler_name: str) -> dict[str, logging.Logger]:
+    """``LOG``, ``NOTIFY``, ``EMAIL`` and ``HTTP`` of a handler, looked up once per name in a
+    child (logging keeps every logger for the process's life anyway)."""
+    return {"LOG": _stderr_logger(f"mr.handler.{handler_name}"),
+            "NOTIFY": _stderr_logger(f"mr.notify.{handler_name}", TO_ALL),
+            "EMAIL": _stderr_logger(f"mr.notify.email.{handler_name}", TO_EMAIL),
+            "HTTP": _stderr_logger(f"mr.notify.http.{handler_name}", TO_HTTP)}
 
 
 def _stderr_logger(name: str, notice_channel: str | None = None) -> logging.Logger:
