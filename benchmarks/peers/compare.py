@@ -44,7 +44,10 @@ child n) and a reduce task sums each key's values over the pairs of all the map 
   earlier request's result.
 - The clients: each peer's own client library, in one process (which lives for the whole
   comparison), one thread per concurrent client (mr's client: greenlets of one process, one
-  keep-alive connection each).
+  keep-alive connection each). A peer's turn that fails is measured again, once, by a new
+  process, and the run's output says so: Celery's client can wait for ever for a result its
+  worker stored when several threads wait at once (its Redis result backend's known hang,
+  celery/celery#3761).
 
 Requests per s: the requests answered over the seconds from the first request of the series to
 its last answer. P2's children per s, N over the wall time of the request, is the like-for-like

@@ -83,24 +83,38 @@ def measure_beside(mr_rows: dict[str, list[Row]], workload: Workload | None = No
 
 class _PeerProcess:
     """A peer's jobs in a process of the peers' venv, its servers up, measuring one series at
-    a time when asked; stopped when its standard input closes, killed if it does not stop."""
+    a time when asked; stopped when its standard input closes, killed if it does not stop.
+
+    A turn that fails is measured once more by a new process: Celery's client can wait for
+    ever for a result that its worker stored, when several threads wait at once (the Redis
+    result backend's known hang, celery/celery#3761), which says nothing of its speed."""
 
     def __init__(self, python: Path, peer: str, workload: Workload, env: dict[str, str],
                  directory: Path):
         self.peer = peer
+        self._command = [str(python), "-m", "peer_jobs", peer,
+                         json.dumps(dataclasses.asdict(workload))]
+        self._env = {**os.environ, **env, "PYTHONPATH": str(PEER_JOBS_PARENT)}
+        self._directory = directory
         self._errors = directory / f"{peer}.stderr"
+        hello = self._start()
+        self.name, self.versions = hello["peer"], dict(hello["versions"])
+
+    def _start(self) -> dict:
+        """A new process, and its first answer: the peer's name and versions."""
         with self._errors.open("w") as errors:
             self._process = subprocess.Popen(
-                [str(python), "-m", "peer_jobs", peer, json.dumps(dataclasses.asdict(workload))],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True,
-                cwd=directory, env={**os.environ, **env, "PYTHONPATH": str(PEER_JOBS_PARENT)})
-        hello = self._answer()
-        self.name, self.versions = hello["peer"], dict(hello["versions"])
+                self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
+                text=True, cwd=self._directory, env=self._env)
+        return self._answer()
 
     def __enter__(self) -> "_PeerProcess":
         return self
 
     def __exit__(self, *exc_info) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
         with contextlib.suppress(OSError):
             self._process.stdin.close()
         try:
@@ -110,6 +124,16 @@ class _PeerProcess:
             self._process.wait()
 
     def measure(self, series: str) -> dict:
+        try:
+            return self._measured(series)
+        except BenchmarkError as failure:
+            print(f"peers: {self.peer}'s {series} turn failed, measured again by a new "
+                  f"process: {str(failure).strip().splitlines()[-1]}", flush=True)
+        self._stop()
+        self._start()
+        return self._measured(series)
+
+    def _measured(self, series: str) -> dict:
         try:
             self._process.stdin.write(series + "\n")
             self._process.stdin.flush()

@@ -3,6 +3,8 @@ figures of the rounds set beside mr's with their medians and the right ratios, a
 placed in the document."""
 import ast
 import re
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -194,3 +196,44 @@ def _constant(module: str, name: str):
 def test_the_peers_processes_are_asked_and_answer_in_their_own_terms():
     assert running.SERIES == _constant("series.py", "SERIES")
     assert running.ANSWER == _constant("__main__.py", "ANSWER")
+
+
+def _fake_peer_jobs(parent: Path, failing_processes: int) -> None:
+    """A ``peer_jobs`` package whose first ``failing_processes`` processes die at their first
+    series, as Celery's client does when it waits for ever for a lost result; the others
+    answer with how many processes were started."""
+    package = parent / "peer_jobs"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text(textwrap.dedent(f"""
+        import json, pathlib, sys
+        started = pathlib.Path("started")
+        started.write_text(started.read_text() + "x" if started.exists() else "x")
+        count = len(started.read_text())
+        print({running.ANSWER!r} + json.dumps({{"peer": "Fake", "versions": {{}}}}), flush=True)
+        for line in sys.stdin:
+            if count <= {failing_processes}:
+                sys.exit("the result was lost")
+            print({running.ANSWER!r} + json.dumps({{"series": line.strip(),
+                                                   "processes": count}}), flush=True)
+        """))
+
+
+def test_a_peers_turn_that_fails_is_measured_again_by_a_new_process(tmp_path, monkeypatch,
+                                                                     capsys):
+    _fake_peer_jobs(tmp_path, failing_processes=1)
+    monkeypatch.setattr(running, "PEER_JOBS_PARENT", tmp_path)
+    with running._PeerProcess(Path(sys.executable), "fake", Workload(), {}, tmp_path) as peer:
+        assert peer.measure("concurrent") == {"series": "concurrent", "processes": 2}
+        assert peer.measure("fan_out") == {"series": "fan_out", "processes": 2}
+    assert ("peers: fake's concurrent turn failed, measured again by a new process: the result "
+            "was lost") in capsys.readouterr().out
+
+
+def test_a_peers_turn_that_fails_twice_stops_the_comparison(tmp_path, monkeypatch):
+    _fake_peer_jobs(tmp_path, failing_processes=2)
+    monkeypatch.setattr(running, "PEER_JOBS_PARENT", tmp_path)
+    with running._PeerProcess(Path(sys.executable), "fake", Workload(), {}, tmp_path) as peer:
+        with pytest.raises(BenchmarkError,
+                           match="the fake process exited with 1:\nthe result was lost"):
+            peer.measure("concurrent")
