@@ -71,7 +71,6 @@ class InvocationOutput:
     def __init__(self, paths: list[str], max_bytes: int):
         self.max_bytes = max_bytes
         self.exceeded = False
-        self._size = 0  # of the streams together
         self._streams: list[_Stream] = []
         try:
             for path in paths:
@@ -116,8 +115,7 @@ class InvocationOutput:
         if self.exceeded:
             return False
         stream.keep(data)
-        self._size += len(data)
-        self.exceeded = self._size > self.max_bytes
+        self.exceeded = sum(each.size for each in self._streams) > self.max_bytes
         return bool(data) and not self.exceeded
 
     def _close(self) -> None:

@@ -550,7 +550,7 @@ def test_a_token_of_some_workflows_sees_only_those(secured):
     assert_page_error(client.get("/ui/workflow/hidden"), 403, "is not for workflow 'hidden'")
 
 
-# The session's key
+# The session: which requests open it, and its key
 
 def test_a_call_without_cookies_opens_no_signed_session(worked, monkeypatch):
     """The API's calls send no cookies: each gets a new session, made without the signer;
